@@ -23,6 +23,7 @@ _MODULES = {
     "attention": ["attention_forward", "attention_backward", "multi_head_attention_forward",
                   "multi_head_attention_backward", "positional_encoding"],
     "transformer": ["transformer_block_forward", "transformer_block_backward"],
+    "mlp": ["two_layer_net"],
 }
 _WHERE = {name: mod for mod, names in _MODULES.items() for name in names}
 __all__ = sorted(_WHERE)
