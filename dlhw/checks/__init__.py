@@ -7,6 +7,6 @@
 Every check compares with independent oracles (PyTorch in float64 and its autograd), never
 with dlhw's own reference, and says precisely what is wrong when it fails.
 """
-from dlhw.checks.core import CheckFailed, NotImplementedYet, check
+from dlhw.checks.core import CheckFailed, NotImplementedYet, check, report
 
-__all__ = ["check", "CheckFailed", "NotImplementedYet"]
+__all__ = ["check", "report", "CheckFailed", "NotImplementedYet"]

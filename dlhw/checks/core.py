@@ -302,3 +302,29 @@ def check(name: str, *fns: Callable, hidden: bool = False, quiet: bool = False) 
         message += ". " + HIDDEN_NOTE
     if not quiet:
         print("\u2713 " + message)
+
+
+def report(*fns: Callable) -> None:
+    """Run every visible check of the given functions and print a table of verdicts.
+
+    The functions are matched by name (``report(affine_forward, affine_backward)`` runs the
+    checks of both). Raises :class:`CheckFailed` after the table when any check failed, so a
+    notebook run stops at a wrong function.
+    """
+    _load_registry()
+    names = {getattr(f, "__name__", "") for f in fns}
+    by_name = {getattr(f, "__name__", ""): f for f in fns}
+    todo = [c for c in REGISTRY.values() if c.functions and set(c.functions) <= names]
+    if not todo:
+        raise ValueError(f"report: no checks use the function(s) {sorted(names)}")
+    failed = 0
+    width = max(len(c.name) for c in todo)
+    for chk in todo:
+        inputs = draw_inputs(chk, False)
+        passed, message = judge(chk, inputs, _run_probe(chk, tuple(by_name[n] for n in chk.functions), inputs))
+        failed += not passed
+        text = message[len(chk.name) + 2:] if message.startswith(chk.name + ": ") else message
+        print(f"{'✓' if passed else '✗'} {chk.name:<{width}}  {text}")
+    if failed:
+        raise CheckFailed(f"{failed} of {len(todo)} checks failed (see above)")
+    print(f"All {len(todo)} checks passed. " + HIDDEN_NOTE)

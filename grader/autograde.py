@@ -1,0 +1,315 @@
+"""``dlhw autograde``: grade a class in parallel, record in nbgrader's gradebook, write results.
+
+The pipeline, per student: rebuild the notebook to grade (``grader.assemble``), run it on a
+warm sandboxed server (``grader.sandbox``), turn the judge's verdicts into cell outputs, then
+let nbgrader's own ``SaveAutoGrades`` record the scores in the gradebook and write the
+autograded notebook where ``nbgrader generate_feedback`` expects it.
+
+Parallelism goes through a ``concurrent.futures.Executor``: by default a thread pool whose
+threads each drive one warm server process (the work happens in those processes). Any other
+executor with ``submit`` (a Dask ``distributed.Client`` running :func:`grade_job` on workers
+that have dlhw installed, for a course that outgrows one machine) can be passed instead.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import sys
+import threading
+import time
+from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import nbformat
+
+from grader.assemble import assemble
+from grader.course import Course, is_test_cell, nbgrader_meta, os_cpu_count
+
+DEFAULT_CELL_TIMEOUT = 60.0
+DEFAULT_MEMORY_MB = 2048
+
+
+# ------------------------------------------------------------------------------ the workers
+_local = threading.local()
+_all_servers: list = []
+_servers_lock = threading.Lock()
+_settings: Dict[str, Path] = {}
+
+
+def _server():
+    from grader.sandbox.client import WarmServer
+    srv = getattr(_local, "server", None)
+    if srv is None or not srv.alive():
+        srv = _local.server = WarmServer(_settings["kit"], _settings["work_root"])
+        with _servers_lock:
+            _all_servers.append(srv)
+    return srv
+
+
+def _start_server():
+    try:
+        _server()
+    except Exception as exc:  # reported again when the first job needs it
+        _local.start_error = exc
+
+
+def grade_job(job: dict) -> dict:
+    """Run one notebook's cells on this thread's warm server; restart it once if it died."""
+    for attempt in (1, 2):
+        try:
+            return _server().run(job)
+        except Exception as exc:
+            srv = getattr(_local, "server", None)
+            if srv is not None:
+                srv.close()
+                _local.server = None
+            if attempt == 2:
+                return {"cells": [{"status": "not_run", "verdicts": [],
+                                   "message": f"the grader could not run this notebook: {str(exc)[:500]}"}
+                                  for _ in job["cells"]], "seconds": 0.0, "crashed": True}
+
+
+def _kit_dir(work_root: Path) -> Path:
+    from grader.kit import build_kit
+    kit = work_root / "_kit"
+    build_kit(kit, with_pyproject=False)
+    return kit
+
+
+# ------------------------------------------------------------------------------ results
+@dataclass
+class TestResult:
+    name: str
+    score: float
+    max_score: float
+    output: str
+
+
+@dataclass
+class StudentResult:
+    student: str
+    assignment: str
+    tests: List[TestResult] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def score(self) -> float:
+        return sum(t.score for t in self.tests)
+
+    @property
+    def max_score(self) -> float:
+        return sum(t.max_score for t in self.tests)
+
+    def gradescope(self) -> dict:
+        return {"score": self.score, "max_score": self.max_score,
+                "execution_time": round(self.seconds, 3),
+                "output": "\n".join(self.notes),
+                "tests": [t.__dict__ for t in self.tests]}
+
+
+def _secret(course: Course) -> str:
+    path = course.root / ".grader-secret"
+    if not path.exists():
+        course.root.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _fill_outputs(asm, result: dict) -> List[TestResult]:
+    """Put outputs into the graded notebook and score its test cells from the judge's verdicts."""
+    tests = []
+    by_cell = dict(zip(asm.run, result["cells"]))
+    for idx, cell in enumerate(asm.notebook.cells):
+        if cell.cell_type != "code":
+            continue
+        r = by_cell.get(idx)
+        outputs = []
+        if r is None:
+            cell.outputs = []
+            continue
+        for stream in ("stdout", "stderr"):
+            if r.get(stream):
+                outputs.append(nbformat.v4.new_output("stream", name=stream, text=r[stream]))
+        status = r.get("status")
+        if is_test_cell(cell):
+            meta = nbgrader_meta(cell)
+            expected = asm.expected_checks.get(idx, [])
+            verdicts = r.get("verdicts", [])
+            passed_names = {v["check"] for v in verdicts if v["passed"]}
+            failures = [v["message"] for v in verdicts if not v["passed"]]
+            missing = [c for c in expected if c not in passed_names and
+                       not any(v["check"] == c for v in verdicts)]
+            if status in ("timeout", "died", "not_run"):
+                failures.insert(0, r.get("message", status))
+            if missing:
+                failures.append("the check(s) " + ", ".join(missing) + " did not report (the cell stopped before "
+                                "them" + (f": {r['error']['ename']}: {r['error']['evalue'][:300]}" if r.get("error") else "")
+                                + ")")
+            if not expected and status != "ok" and not failures:
+                failures.append(f"{r['error']['ename']}: {r['error']['evalue']}" if r.get("error") else status)
+            ok = not failures
+            report = "\n".join(("[grader] \u2713 " if v["passed"] else "[grader] \u2717 ") + v["message"]
+                               for v in verdicts)
+            # the student's process printed its own copy of each verdict; the judge's is the record
+            outputs = [o for o in outputs if o.get("name") != "stdout"]
+            if report:
+                outputs.append(nbformat.v4.new_output("stream", name="stdout", text=report + "\n"))
+            if not ok:
+                outputs.append(nbformat.v4.new_output("error", ename="CheckFailed",
+                                                      evalue=failures[0], traceback=failures))
+            points = float(meta.get("points", 0))
+            name = meta.get("grade_id", f"cell {idx}")
+            if expected:
+                name += " (" + ", ".join(dict.fromkeys(expected)) + ")"
+            tests.append(TestResult(name, points if ok else 0.0, points,
+                                    "\n".join(failures) if failures else report))
+        else:
+            if status in ("timeout", "died", "not_run"):
+                outputs.append(nbformat.v4.new_output("error", ename=status.replace("_", " ").title().replace(" ", ""),
+                                                      evalue=r.get("message", status), traceback=[r.get("message", "")]))
+            elif r.get("error"):
+                e = r["error"]
+                outputs.append(nbformat.v4.new_output("error", ename=e["ename"], evalue=e["evalue"],
+                                                      traceback=str(e.get("traceback", "")).splitlines()[-12:]))
+        cell.outputs = outputs
+    return tests
+
+
+def _save_grades(course: Course, assignment: str, student: str, name: str, nb) -> None:
+    from nbgrader.preprocessors import SaveAutoGrades
+    resources = {"nbgrader": {"notebook": name, "assignment": assignment, "student": student,
+                              "db_url": course.db_url}}
+    SaveAutoGrades().preprocess(nb, resources)
+
+
+# ------------------------------------------------------------------------------ the command
+def discover(submitted_root: Path, assignment: str) -> Dict[str, List[Path]]:
+    """{student: [submitted notebooks]} from nbgrader's layout DIR/<student>/<assignment>/*.ipynb."""
+    submitted_root = Path(submitted_root)
+    if not submitted_root.is_dir():
+        raise SystemExit(f"error: --submitted {submitted_root} is not a directory")
+    found = {}
+    for sdir in sorted(p for p in submitted_root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        adir = sdir / assignment
+        found[sdir.name] = sorted(adir.glob("*.ipynb")) if adir.is_dir() else []
+    return found
+
+
+def autograde(course: Course, assignment: str, submitted_root: Path, results_dir: Path,
+              workers: Optional[int] = None, executor: Optional[Executor] = None,
+              cell_timeout: float = DEFAULT_CELL_TIMEOUT, memory_mb: int = DEFAULT_MEMORY_MB,
+              progress: bool = True, students: Optional[List[str]] = None) -> List[StudentResult]:
+    from tqdm.auto import tqdm
+    from grader.sandbox.client import sandbox_warning
+
+    t0 = time.perf_counter()
+    warning = sandbox_warning()
+    if warning:
+        print("warning: " + warning, file=sys.stderr)
+    course.ensure_released(assignment)
+    sources = course.source_notebooks(assignment)
+    subs = discover(submitted_root, assignment)
+    if students:
+        subs = {s: p for s, p in subs.items() if s in students}
+    if not subs:
+        raise SystemExit(f"error: no student folders in {submitted_root}")
+    secret = _secret(course)
+    work_root = course.root / ".grading" / assignment
+    if work_root.exists():
+        shutil.rmtree(work_root)
+    work_root.mkdir(parents=True)
+    _settings.update(kit=_kit_dir(work_root), work_root=work_root)
+
+    own_pool = executor is None
+    if own_pool:
+        workers = workers or os_cpu_count()
+        executor = ThreadPoolExecutor(max_workers=workers, initializer=_start_server)
+
+    # assemble every notebook of every student, then hand all the jobs to the pool at once
+    plans = {}
+    futures = {}
+    for student, paths in subs.items():
+        wd = work_root / student
+        wd.mkdir(parents=True)
+        for extra in (course.source / assignment).iterdir():  # data files, helper modules
+            if extra.is_file() and extra.suffix != ".ipynb":
+                shutil.copy(extra, wd / extra.name)
+        for src in sources:
+            source_nb = nbformat.read(src, as_version=4)
+            release_nb = nbformat.read(course.release / assignment / src.name, as_version=4)
+            asm = assemble(source_nb, release_nb, paths, src.stem)
+            seed = hashlib.sha256(f"{secret}|{assignment}|{student}|{src.stem}".encode()).hexdigest()
+            job = {"cells": [{"source": asm.notebook.cells[i].source} for i in asm.run],
+                   "workdir": str(wd), "seed": seed, "cell_timeout": cell_timeout, "memory_mb": memory_mb}
+            plans[(student, src.stem)] = asm
+            futures[executor.submit(grade_job, job)] = (student, src.stem)
+
+    results: Dict[str, StudentResult] = {s: StudentResult(s, assignment) for s in subs}
+    results_dir = Path(results_dir)
+    bar = tqdm(total=len(futures), desc=f"autograde {assignment}", unit="nb", disable=not progress)
+    try:
+        for fut in as_completed(futures):
+            student, name = futures[fut]
+            asm = plans[(student, name)]
+            res = fut.result()
+            sr = results[student]
+            sr.tests.extend(_fill_outputs(asm, res))
+            sr.notes.extend(asm.notes)
+            if res.get("crashed"):
+                sr.notes.append(res["cells"][0]["message"] if res["cells"] else "the grader crashed")
+            sr.notes.extend(_status_notes(asm, res))
+            sr.seconds += res.get("seconds", 0.0)
+            out_dir = course.autograded_dir(student, assignment)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            with course.gradebook() as gb:
+                gb.update_or_create_student(student)
+                gb.update_or_create_submission(assignment, student)
+            _save_grades(course, assignment, student, name, asm.notebook)
+            nbformat.write(asm.notebook, out_dir / f"{name}.ipynb")
+            bar.update(1)
+    finally:
+        bar.close()
+        if own_pool:
+            executor.shutdown(wait=True)
+            _close_servers()
+    for sr in results.values():
+        d = results_dir / sr.student
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"{assignment}.json").write_text(json.dumps(sr.gradescope(), indent=2))
+    shutil.rmtree(work_root, ignore_errors=True)
+    ordered = [results[s] for s in sorted(results)]
+    if progress:
+        print(class_table(ordered))
+        print(f"graded {len(ordered)} submission(s) of {assignment} in {time.perf_counter() - t0:.1f} s")
+    return ordered
+
+
+def _status_notes(asm, res) -> List[str]:
+    notes = []
+    for idx, r in zip(asm.run, res["cells"]):
+        if r["status"] in ("timeout", "died"):
+            gid = nbgrader_meta(asm.notebook.cells[idx]).get("grade_id", f"cell {idx}")
+            notes.append(f"{gid}: {r.get('message', r['status'])}")
+    return notes
+
+
+def _close_servers():
+    with _servers_lock:
+        while _all_servers:
+            _all_servers.pop().close()
+
+
+def class_table(results: List[StudentResult]) -> str:
+    w = max([len("student")] + [len(r.student) for r in results])
+    lines = [f"{'student':<{w}}  {'score':>7}  {'max':>5}  notes", "-" * (w + 30)]
+    for r in results:
+        note = "; ".join(r.notes)[:90]
+        lines.append(f"{r.student:<{w}}  {r.score:7.1f}  {r.max_score:5.0f}  {note}")
+    return "\n".join(lines)
