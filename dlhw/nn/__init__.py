@@ -22,7 +22,8 @@ _MODULES = {
     "lstm": ["lstm_step_forward", "lstm_step_backward", "lstm_forward", "lstm_backward"],
     "attention": ["attention_forward", "attention_backward", "multi_head_attention_forward",
                   "multi_head_attention_backward", "positional_encoding"],
-    "transformer": ["transformer_block_forward", "transformer_block_backward"],
+    "transformer": ["transformer_block_forward", "transformer_block_backward",
+                    "init_transformer_block_params"],
     "mlp": ["two_layer_net"],
 }
 _WHERE = {name: mod for mod, names in _MODULES.items() for name in names}

@@ -21,21 +21,23 @@ students to find its slips; do not copy it):
 
 1. ``dag = (1 - np.tanh(ag)) ** 2 * dg`` squares the wrong thing. The derivative of tanh is
    ``1 - tanh(a)^2``, i.e. ``(1 - g ** 2) * dg``. The slip gives (1 - g)^2, which agrees with
-   1 - g^2 only where g = 0, so gradients of the g block of Wx, Wh, b and everything upstream
-   are wrong.
+   1 - g^2 only at g = 0 (and in the limit g -> 1), so the gradients of the g block of Wx, Wh
+   and b, and dx and dprev_h, are wrong.
 2. ``dnext_c += o * (1 - np.tanh(next_c) ** 2) * dnext_h`` adds into the caller's array in
-   place: the gradient passed in is silently changed (in a sequence backward, the running
-   cell gradient of the caller is corrupted if it is reused). Use a new variable.
-3. ``dprev_h = da.dot(Wh.T, da.T)`` passes ``da.T`` as the ``out`` argument of ``ndarray.dot``;
-   it raises (or would overwrite da). The product is just ``da @ Wh.T``.
-4. Its docstring is never closed, and it recomputes sigmoid(ai) etc. although i, f, o are in
+   place: the gradient passed in is silently changed, so two calls with the same arrays give
+   two different answers, and a caller who reuses its array (a numerical gradient check, a
+   sequence loop that keeps it) works with a corrupted gradient. Use a new variable.
+3. ``dprev_h = da.dot(Wh.T, da.T)`` passes ``da.T`` as the ``out`` argument of ``ndarray.dot``,
+   which numpy rejects ("output array is not acceptable": wrong shape, not C-contiguous). The
+   product is just ``da @ Wh.T``.
+4. As printed, its docstring is never closed, and it recomputes sigmoid(ai) etc. although i, f, o are in
    the cache (harmless but wasteful).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from dlhw.validation import as_array, require_shape
+from dlhw.validation import as_array, require_shape, shape_str
 
 __all__ = ["lstm_step_forward", "lstm_step_backward", "lstm_forward", "lstm_backward"]
 
@@ -71,8 +73,10 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
     ### BEGIN SOLUTION
     H = prev_h.shape[1]
     gates = x @ Wx + prev_h @ Wh + b                  # pre-activations, (N, 4H)
-    # sigmoid(a) = (1 + tanh(a / 2)) / 2: same value as 1 / (1 + exp(-a)) but never overflows
-    gates[:, :3 * H] = 0.5 * (1.0 + np.tanh(0.5 * gates[:, :3 * H]))
+    # sigmoid(a) = 1 / (1 + exp(-a)). For a < -709, exp(-a) overflows to inf and 1 / inf = 0
+    # is the right limit, so the overflow warning is silenced, not the result changed.
+    with np.errstate(over="ignore"):
+        gates[:, :3 * H] = 1.0 / (1.0 + np.exp(-gates[:, :3 * H]))
     gates[:, 3 * H:] = np.tanh(gates[:, 3 * H:])
     i, f, o, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
     next_c = f * prev_c + i * g
@@ -153,6 +157,8 @@ def lstm_forward(x, h0, Wx, Wh, b):
     x, h0 = as_array(fn, "x", x), as_array(fn, "h0", h0)
     Wx, Wh, b = as_array(fn, "Wx", Wx), as_array(fn, "Wh", Wh), as_array(fn, "b", b)
     sizes = require_shape(fn, "x", x, ("N", "T", "D"))
+    if sizes["T"] == 0:
+        raise ValueError(f"{fn}: x must have shape (N, T, D) with T >= 1 time steps; got {shape_str(x.shape)}")
     require_shape(fn, "h0", h0, ("N", "H"), sizes)
     sizes["4H"] = 4 * sizes["H"]
     require_shape(fn, "Wx", Wx, ("D", "4H"), sizes)
@@ -172,10 +178,13 @@ def lstm_forward(x, h0, Wx, Wh, b):
     for t in range(T):
         a = gates[t]                                   # a view: activated in place
         a += prev_h @ Wh
-        a[:, :3 * H] *= 0.5                            # sigmoid(a) = (1 + tanh(a / 2)) / 2
-        np.tanh(a, out=a)
-        a[:, :3 * H] += 1.0
-        a[:, :3 * H] *= 0.5
+        s = a[:, :3 * H]                               # sigmoid in place, as in the step
+        np.negative(s, out=s)
+        with np.errstate(over="ignore"):               # exp(-a) = inf gives sigmoid 0: right
+            np.exp(s, out=s)
+        s += 1.0
+        np.reciprocal(s, out=s)
+        np.tanh(a[:, 3 * H:], out=a[:, 3 * H:])
         i, f, o, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
         prev_c = c[t]
         np.multiply(f, c[t - 1] if t else 0.0, out=prev_c)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlhw.validation import as_array, require_shape
+from dlhw.validation import as_array, require_shape, shape_str
 
 __all__ = ["rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward", "clip_grad_norm"]
 
@@ -106,6 +106,8 @@ def rnn_forward(x, h0, Wx, Wh, b):
     x, h0 = as_array(f, "x", x), as_array(f, "h0", h0)
     Wx, Wh, b = as_array(f, "Wx", Wx), as_array(f, "Wh", Wh), as_array(f, "b", b)
     sizes = require_shape(f, "x", x, ("N", "T", "D"))
+    if sizes["T"] == 0:
+        raise ValueError(f"{f}: x must have shape (N, T, D) with T >= 1 time steps; got {shape_str(x.shape)}")
     require_shape(f, "h0", h0, ("N", "H"), sizes)
     require_shape(f, "Wx", Wx, ("D", "H"), sizes)
     require_shape(f, "Wh", Wh, ("H", "H"), sizes)
