@@ -87,11 +87,13 @@ def sgd_momentum(w, dw, config=None):
     if config is None:
         config = {}
     if not isinstance(config, dict):
-        raise ValueError(f"sgd_momentum: config must be a dict or None; got {type(config).__name__}")
+        raise ValueError("sgd_momentum: config must be a dict or None; "
+                         f"got {type(config).__name__}")
     config.setdefault("learning_rate", 1e-2)
     config.setdefault("momentum", 0.9)
     if "velocity" not in config:
         config["velocity"] = np.zeros_like(w)
+    config["velocity"] = as_array("sgd_momentum", "config['velocity']", config["velocity"])
     require_shape("sgd_momentum", "config['velocity']", config["velocity"], w.shape,
                   why="(the shape of w)")
     ### BEGIN SOLUTION
@@ -150,6 +152,7 @@ def nesterov_momentum(w, dw, config=None):
     config.setdefault("momentum", 0.9)
     if "velocity" not in config:
         config["velocity"] = np.zeros_like(w)
+    config["velocity"] = as_array("nesterov_momentum", "config['velocity']", config["velocity"])
     require_shape("nesterov_momentum", "config['velocity']", config["velocity"], w.shape,
                   why="(the shape of w)")
     ### BEGIN SOLUTION
@@ -198,6 +201,7 @@ def rmsprop(w, dw, config=None):
     config.setdefault("epsilon", 1e-8)
     if "cache" not in config:
         config["cache"] = np.zeros_like(w)
+    config["cache"] = as_array("rmsprop", "config['cache']", config["cache"])
     require_shape("rmsprop", "config['cache']", config["cache"], w.shape, why="(the shape of w)")
     ### BEGIN SOLUTION
     rho, cache = config["decay_rate"], config["cache"]
@@ -221,9 +225,8 @@ def adam(w, dw, config=None):
     towards zero; at t = 1, m_hat = dw and v_hat = dw**2 exactly. This is PyTorch's
     ``Adam`` (epsilon outside the square root; one lecture slide writes it inside).
 
-    m and v are updated in place and the bias corrections are folded into scalars, so that
-    a step on a large layer makes as few passes over memory as possible; ``next_w`` is a new
-    array.
+    m and v are updated in place and the whole step runs in one new array (which becomes
+    ``next_w``), so that a step on a large layer allocates as little as possible.
 
     Parameters
     ----------
@@ -257,21 +260,28 @@ def adam(w, dw, config=None):
     for key in ("m", "v"):
         if key not in config:                    # not setdefault: no zeros built on every call
             config[key] = np.zeros_like(w)
+        config[key] = as_array("adam", f"config[{key!r}]", config[key])   # same array if float64
         require_shape("adam", f"config[{key!r}]", config[key], w.shape, why="(the shape of w)")
     ### BEGIN SOLUTION
     beta1, beta2, m, v = config["beta1"], config["beta2"], config["m"], config["v"]
     config["t"] += 1                             # before use: the first step has t = 1
     t = config["t"]
+    # One scratch array does all the elementwise work: on a 4M-parameter layer every new
+    # temporary costs as much as an arithmetic pass. It ends up holding next_w.
+    scratch = np.empty_like(w)
+    np.multiply(dw, 1 - beta1, out=scratch)
     m *= beta1
-    m += (1 - beta1) * dw
+    m += scratch                                 # m = beta1 m + (1 - beta1) dw
+    np.multiply(dw, dw, out=scratch)
+    scratch *= 1 - beta2
     v *= beta2
-    v += (1 - beta2) * dw * dw
-    # m_hat / (sqrt(v_hat) + eps) with the corrections as scalars: one array, reused.
-    step = np.sqrt(v / (1 - beta2 ** t))
-    step += config["epsilon"]
-    np.divide(m, step, out=step)
-    step *= config["learning_rate"] / (1 - beta1 ** t)
-    next_w = np.subtract(w, step, out=step)
+    v += scratch                                 # v = beta2 v + (1 - beta2) dw^2
+    np.divide(v, 1 - beta2 ** t, out=scratch)    # v_hat
+    np.sqrt(scratch, out=scratch)
+    scratch += config["epsilon"]
+    np.divide(m, scratch, out=scratch)           # m / (sqrt(v_hat) + eps)
+    scratch *= config["learning_rate"] / (1 - beta1 ** t)   # m_hat's correction, a scalar
+    next_w = np.subtract(w, scratch, out=scratch)
     ### END SOLUTION
     return next_w, config
 
@@ -355,7 +365,7 @@ def inverse_time_decay(lr0, t, decay_rate=1.0):
     ----------
     lr0 : float, the learning rate at t = 0
     t : number >= 0, the step (or epoch) counter
-    decay_rate : float > 0
+    decay_rate : float >= 0 (0 keeps lr0)
 
     Returns
     -------
