@@ -38,7 +38,7 @@ def cmd_build(args):
         for path, why in stale.items():
             print(f"{path}: {why}")
         return 1 if stale else 0
-    build()
+    build(only=args.only)
     return 0
 
 
@@ -82,6 +82,7 @@ def main(argv=None) -> int:
 
     s = sub.add_parser("build", help="regenerate solutions' answer cells, blocks, notebooks/ and the kit")
     s.add_argument("--check", action="store_true", help="only list generated files that are stale")
+    s.add_argument("only", nargs="*", help="assignments to build (default: all, and the kit)")
     s.set_defaults(func=cmd_build)
 
     s = sub.add_parser("autograde", help="grade DIR/<student>/<ASSIGNMENT>/*.ipynb")

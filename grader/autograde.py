@@ -20,6 +20,7 @@ import shutil
 import sys
 import threading
 import time
+import warnings
 from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,10 +269,13 @@ def autograde(course: Course, assignment: str, submitted_root: Path, results_dir
             sr.seconds += res.get("seconds", 0.0)
             out_dir = course.autograded_dir(student, assignment)
             out_dir.mkdir(parents=True, exist_ok=True)
-            with course.gradebook() as gb:
-                gb.update_or_create_student(student)
-                gb.update_or_create_submission(assignment, student)
-            _save_grades(course, assignment, student, name, asm.notebook)
+            with warnings.catch_warnings():
+                # nbgrader's own ORM use trips SQLAlchemy's autoflush warnings; they are harmless
+                warnings.simplefilter("ignore")
+                with course.gradebook() as gb:
+                    gb.update_or_create_student(student)
+                    gb.update_or_create_submission(assignment, student)
+                _save_grades(course, assignment, student, name, asm.notebook)
             nbformat.write(asm.notebook, out_dir / f"{name}.ipynb")
             bar.update(1)
     finally:

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import textwrap
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 import nbformat
 
@@ -112,14 +112,18 @@ def write_blocks(folder: Path, nb) -> List[Path]:
     return [path]
 
 
-def build(root: Path = REPO, release: bool = True, quiet: bool = False) -> List[str]:
-    """Regenerate solutions' answer cells, blocks, the release and the kit under ``root``."""
+def build(root: Path = REPO, release: bool = True, quiet: bool = False, only: Sequence[str] = ()) -> List[str]:
+    """Regenerate solutions' answer cells, blocks, the release and the kit under ``root``.
+
+    ``only`` limits the work to those assignments (and skips the kit).
+    """
     root = Path(root)
     course = Course(root=Path(tempfile.mkdtemp(prefix="dlhw-build-")),
                     source=root / "solutions", release=root / "notebooks")
     changed = []
+    assignments = [a for a in course.assignments() if not only or a in only]
     try:
-        for assignment in course.assignments():
+        for assignment in assignments:
             folder = course.source / assignment
             for path in sorted(folder.glob("*.ipynb")):
                 nb = nbformat.read(path, as_version=4)
@@ -128,19 +132,20 @@ def build(root: Path = REPO, release: bool = True, quiet: bool = False) -> List[
                 nbformat.write(nb, path)
                 write_blocks(folder, nb)
         if release:
-            for assignment in course.assignments():
+            for assignment in assignments:
                 result = course.api().generate_assignment(assignment, force=True, create=True)
                 if not result["success"]:
                     raise SystemExit(f"error: nbgrader generate_assignment {assignment} failed:\n"
                                      f"{result.get('log', '')}\n{result.get('error', '')}")
                 for path in (course.release / assignment).glob("*.ipynb"):
                     _normalize_release(path)
-            from grader.kit import build_kit
-            build_kit(root / "notebooks" / "_kit")
+            if not only:
+                from grader.kit import build_kit
+                build_kit(root / "notebooks" / "_kit")
     finally:
         shutil.rmtree(course.root, ignore_errors=True)
     if not quiet:
-        print(f"built {len(course.assignments())} assignment(s) into {course.release}"
+        print(f"built {len(assignments)} assignment(s) into {course.release}"
               + (f"; regenerated {len(changed)} solution notebook(s)" if changed else ""))
     return changed
 

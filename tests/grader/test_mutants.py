@@ -1,0 +1,56 @@
+"""Tests of the tests: every assignment graded as a class of simulated students.
+
+For each assignment: the perfect submission gets full marks, the unfilled release gets zero
+with NotImplementedError messages on every test, each realistic wrong implementation
+(grader.mutants.aNN.WRONG) loses the points of the tests it names, and each correct but
+differently written one (RIGHT) gets full marks.
+"""
+import pytest
+
+from tests.grader.conftest import ASSIGNMENTS
+
+pytestmark = pytest.mark.slow
+PARAMS = [pytest.param(a, marks=pytest.mark.xdist_group(a)) for a in ASSIGNMENTS]
+
+
+@pytest.mark.parametrize("assignment", PARAMS)
+def test_perfect_submission_gets_full_marks(graded_class, assignment):
+    _, res, _ = graded_class(assignment)
+    r = res["perfect"]
+    assert r["max_score"] == 100, f"{assignment} is worth {r['max_score']} points, not 100"
+    lost = [(t["name"], t["output"]) for t in r["tests"] if t["score"] < t["max_score"]]
+    assert not lost, f"the solution loses points: {lost}"
+
+
+@pytest.mark.parametrize("assignment", PARAMS)
+def test_unfilled_release_scores_zero_with_clear_messages(graded_class, assignment):
+    _, res, _ = graded_class(assignment)
+    r = res["empty"]
+    assert r["score"] == 0
+    for t in r["tests"]:
+        assert "NotImplementedError" in t["output"], f"{t['name']}: {t['output'][:300]}"
+
+
+@pytest.mark.parametrize("assignment", PARAMS)
+def test_every_wrong_implementation_loses_points(graded_class, assignment):
+    _, res, who = graded_class(assignment)
+    wrong = {s: m for s, m in who.items() if s.startswith("wrong")}
+    assert len(wrong) >= 5, f"{assignment} needs realistic wrong implementations in grader/mutants"
+    for student, m in wrong.items():
+        r = res[student]
+        scores = {t["name"].split(" ")[0]: t for t in r["tests"]}
+        assert r["score"] < 100, f"{m.answer}: '{m.why}' gets full marks"
+        for gid in m.fails:
+            assert gid in scores, f"mutant '{m.why}' names an unknown test {gid}"
+            assert scores[gid]["score"] == 0, f"{gid} does not catch '{m.why}': {scores[gid]['output'][:200]}"
+
+
+@pytest.mark.parametrize("assignment", PARAMS)
+def test_every_correct_alternative_gets_full_marks(graded_class, assignment):
+    _, res, who = graded_class(assignment)
+    right = {s: m for s, m in who.items() if s.startswith("right")}
+    assert len(right) >= 2, f"{assignment} needs correct alternative implementations in grader/mutants"
+    for student, m in right.items():
+        r = res[student]
+        lost = [(t["name"], t["output"][:200]) for t in r["tests"] if t["score"] < t["max_score"]]
+        assert not lost, f"the correct variant '{m.why}' ({m.answer}) loses points: {lost}"
