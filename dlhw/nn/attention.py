@@ -57,9 +57,9 @@ def attention_forward(q, k, v, mask=None):
             raise ValueError(f"{fn}: {name} must have the leading axes of q, "
                              f"{shape_str(lead)} followed by (Tk, D) for k or (Tk, Dv) for v; "
                              f"got {shape_str(arr.shape)}")
-    if sizes["Tk"] == 0:
-        raise ValueError(f"{fn}: k must hold at least one key, shape (..., Tk >= 1, D); "
-                         f"got {shape_str(k.shape)}")
+    if sizes["Tk"] == 0 or sizes["D"] == 0:
+        raise ValueError(f"{fn}: k must hold at least one key of at least one feature, shape "
+                         f"(..., Tk >= 1, D >= 1); got {shape_str(k.shape)}")
     if mask is not None:
         mask = np.asarray(mask)
         full = lead + (sizes["Tq"], sizes["Tk"])
@@ -74,7 +74,7 @@ def attention_forward(q, k, v, mask=None):
             raise ValueError(f"{fn}: mask must be broadcastable to (..., Tq, Tk) = "
                              f"{shape_str(full)}; got {shape_str(mask.shape)}")
         # Broadcasting only repeats rows, so checking the mask as given checks every row
-        if not mask.any(axis=-1).all():
+        if not np.atleast_1d(mask).any(axis=-1).all():
             raise ValueError(f"{fn}: mask leaves a query row with no key to attend to (all "
                              "False along the last axis); every query needs at least one True")
     ### BEGIN SOLUTION

@@ -184,6 +184,10 @@ def test_attention_errors():
         attention_forward(q[0, 0], k, v)
     with pytest.raises(ValueError, match=r"attention_forward: k must hold at least one key"):
         attention_forward(q, k[:, :0], v[:, :0])
+    with pytest.raises(ValueError, match=r"attention_forward: mask leaves a query row with no key"):
+        attention_forward(q, k, v, np.array(False))
+    out, _ = attention_forward(q, k, v, np.array(True))           # a 0-d mask broadcasts too
+    assert np.array_equal(out, attention_forward(q, k, v)[0])
     _, cache = attention_forward(q, k, v)
     with pytest.raises(ValueError, match=r"attention_backward: dout must have shape \(\.\.\., Tq, Dv\)"):
         attention_backward(np.ones(6), cache)
