@@ -199,7 +199,8 @@ def discover(submitted_root: Path, assignment: str) -> Dict[str, List[Path]]:
     found = {}
     for sdir in sorted(p for p in submitted_root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         adir = sdir / assignment
-        found[sdir.name] = sorted(adir.glob("*.ipynb")) if adir.is_dir() else []
+        if adir.is_dir():   # a student folder without this assignment did not submit it
+            found[sdir.name] = sorted(adir.glob("*.ipynb"))
     return found
 
 
