@@ -141,7 +141,7 @@ def _fill_outputs(asm, result: dict) -> List[TestResult]:
         status = r.get("status")
         if is_test_cell(cell):
             meta = nbgrader_meta(cell)
-            expected = asm.expected_checks.get(idx, [])
+            expected = list(dict.fromkeys(asm.expected_checks.get(idx, [])))
             verdicts = r.get("verdicts", [])
             passed_names = {v["check"] for v in verdicts if v["passed"]}
             failures = [v["message"] for v in verdicts if not v["passed"]]
@@ -299,9 +299,13 @@ def autograde(course: Course, assignment: str, submitted_root: Path, results_dir
 def _status_notes(asm, res) -> List[str]:
     notes = []
     for idx, r in zip(asm.run, res["cells"]):
+        cell = asm.notebook.cells[idx]
+        gid = nbgrader_meta(cell).get("grade_id", f"cell {idx}")
         if r["status"] in ("timeout", "died"):
-            gid = nbgrader_meta(asm.notebook.cells[idx]).get("grade_id", f"cell {idx}")
             notes.append(f"{gid}: {r.get('message', r['status'])}")
+        elif r.get("error") and not is_test_cell(cell):
+            e = r["error"]
+            notes.append(f"{gid}: {e['ename']}: {str(e['evalue'])[:200]}")
     return notes
 
 

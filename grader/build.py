@@ -36,7 +36,7 @@ The reference versions of functions you wrote in earlier assignments, so that th
 assignment can build on them whether or not yours were complete.
 """
 import numpy as np
-from dlhw.validation import as_array, require_keys, require_one_of, require_shape
+from dlhw.validation import as_array, require_keys, require_one_of, require_shape, shape_str
 '''
 
 

@@ -19,7 +19,8 @@ def notebook_name(course: Course, assignment: str) -> str:
     return course.source_notebooks(assignment)[0].stem
 
 
-def grade_class(tmp_root: Path, assignment: str, extra=None, workers: int = 2):
+def grade_class(tmp_root: Path, assignment: str, extra=None, workers: int = 2, cell_timeout: float = 20,
+                mutants: bool = True):
     """Grade perfect, empty, every WRONG and RIGHT mutant (and ``extra`` students) of ``assignment``.
 
     Returns (course, {student: results json}, {student: mutant}).
@@ -28,7 +29,7 @@ def grade_class(tmp_root: Path, assignment: str, extra=None, workers: int = 2):
     nbname = notebook_name(course, assignment)
     subs = tmp_root / "submitted"
     sol = solution_answers(course, assignment, nbname)
-    wrong, right = load(assignment)
+    wrong, right = load(assignment) if mutants else ([], [])
     who = {}
     write_submission(subs, "perfect", assignment, nbname, make_submission(course, assignment, nbname, sol))
     write_submission(subs, "empty", assignment, nbname, make_submission(course, assignment, nbname))
@@ -41,7 +42,7 @@ def grade_class(tmp_root: Path, assignment: str, extra=None, workers: int = 2):
     for student, make in (extra or {}).items():
         make(course, subs, student, assignment, nbname, sol)
     results = tmp_root / "results"
-    autograde(course, assignment, subs, results, workers=workers, progress=False, cell_timeout=20)
+    autograde(course, assignment, subs, results, workers=workers, progress=False, cell_timeout=cell_timeout)
     out = {p.parent.name: json.loads(p.read_text()) for p in results.glob(f"*/{assignment}.json")}
     return course, out, who
 
