@@ -106,7 +106,10 @@ def write_blocks(folder: Path, nb) -> List[Path]:
         if number is None or number >= own:
             raise SystemExit(f"error: {folder.name} lists the block {ref}, which is graded in assignment "
                              f"{number:02d}: blocks may only come from earlier assignments")
-        parts.append("\n\n" + source_of(ref))
+        # blocks are plain reference code: the nbgrader markers have no business there
+        code = "".join(line for line in source_of(ref).splitlines(keepends=True)
+                       if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
+        parts.append("\n\n" + code)
     path = folder / "blocks.py"
     path.write_text("".join(parts))
     return [path]
