@@ -232,7 +232,7 @@ def tanh_forward(x):
 
 
 def tanh_backward(dout, cache):
-    """Backward pass of tanh_forward: d tanh / dx = 1 - out^2.
+    """Backward pass of tanh_forward: d tanh / dx = 1 - out^2 = (1 - out)(1 + out).
 
     Parameters
     ----------
@@ -247,6 +247,8 @@ def tanh_backward(dout, cache):
     dout = as_array("tanh_backward", "dout", dout)
     require_shape("tanh_backward", "dout", dout, out.shape, why="(the shape of x)")
     ### BEGIN SOLUTION
-    dx = dout * (1.0 - out ** 2)
+    # (1 - out)(1 + out) rather than 1 - out**2: near out = +-1, where the derivative is
+    # tiny, 1 - out and 1 + out are exact and out**2 would be rounded before the subtraction
+    dx = dout * ((1.0 - out) * (1.0 + out))
     ### END SOLUTION
     return dx

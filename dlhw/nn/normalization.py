@@ -52,9 +52,9 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     Returns
     -------
     out : array of shape (N, D)
-    cache : tuple (mode, x_hat, gamma, inv_std) for batchnorm_backward; x_hat of shape (N, D)
-        is the normalized input, inv_std of shape (D,) is 1 / sqrt(var + eps) of the
-        statistics used
+    cache : tuple (mode, centered, gamma, inv_std) for batchnorm_backward; centered of shape
+        (N, D) is x minus the mean used, inv_std of shape (D,) is 1 / sqrt(var + eps) of the
+        variance used, so that the normalized input is x_hat = centered * inv_std
     """
     x = as_array("batchnorm_forward", "x", x)
     gamma = as_array("batchnorm_forward", "gamma", gamma)
@@ -78,18 +78,20 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     ### BEGIN SOLUTION
     if mode == "train":
         mean = x.mean(axis=0)
-        x_hat = x - mean
-        var = np.einsum("ij,ij->j", x_hat, x_hat) / x.shape[0]   # biased; no (N, D) temporary
-        inv_std = 1.0 / np.sqrt(var + eps)
-        x_hat *= inv_std                                          # in place: x - mean is not kept
+        centered = x - mean
+        # biased variance, mean of (x - mean)^2, without an (N, D) temporary for the squares
+        var = np.einsum("ij,ij->j", centered, centered) / x.shape[0]
         running_mean = momentum * running_mean + (1 - momentum) * mean
         running_var = momentum * running_var + (1 - momentum) * var
     else:
-        inv_std = 1.0 / np.sqrt(running_var + eps)
-        x_hat = (x - running_mean) * inv_std
-    out = x_hat * gamma
+        centered = x - running_mean
+        var = running_var
+    inv_std = 1.0 / np.sqrt(var + eps)
+    # gamma * x_hat + beta with x_hat = centered * inv_std folded into one per-feature factor:
+    # x_hat itself is never stored, which saves a pass over (N, D) here and in the backward
+    out = centered * (gamma * inv_std)
     out += beta
-    cache = (mode, x_hat, gamma, inv_std)
+    cache = (mode, centered, gamma, inv_std)
     ### END SOLUTION
     bn_param["running_mean"] = running_mean
     bn_param["running_var"] = running_var
@@ -107,7 +109,7 @@ def batchnorm_backward(dout, cache):
     Parameters
     ----------
     dout : array of shape (N, D), gradient of the loss with respect to out
-    cache : tuple (mode, x_hat, gamma, inv_std) from batchnorm_forward
+    cache : tuple (mode, centered, gamma, inv_std) from batchnorm_forward
 
     Returns
     -------
@@ -115,22 +117,26 @@ def batchnorm_backward(dout, cache):
     dgamma : array of shape (D,)
     dbeta : array of shape (D,)
     """
-    mode, x_hat, gamma, inv_std = cache
+    mode, centered, gamma, inv_std = cache
     dout = as_array("batchnorm_backward", "dout", dout)
-    require_shape("batchnorm_backward", "dout", dout, x_hat.shape, why="(the shape of x)")
+    require_shape("batchnorm_backward", "dout", dout, centered.shape, why="(the shape of x)")
     ### BEGIN SOLUTION
     N = dout.shape[0]
     dbeta = dout.sum(axis=0)
-    dgamma = np.einsum("ij,ij->j", dout, x_hat)     # sum over the batch of dout * x_hat
+    # sum over the batch of dout * x_hat, x_hat = centered * inv_std
+    dgamma = np.einsum("ij,ij->j", dout, centered) * inv_std
     scale = gamma * inv_std
     if mode == "train":
-        # sum_n g = gamma * dbeta and sum_n g x_hat = gamma * dgamma for g = dout * gamma,
-        # so the sums already computed serve the mean and variance terms too
-        dx = x_hat * (-scale * dgamma / N)
-        dx += scale * dout
-        dx -= scale * dbeta / N
+        # dx = scale * (dout - (dbeta + x_hat * dgamma) / N): for g = dout * gamma the sums
+        # over the batch of g and of g * x_hat are gamma * dbeta and gamma * dgamma, so the
+        # mean and variance terms reuse dbeta and dgamma. Built in one (N, D) buffer,
+        # in place, because at this size every extra temporary costs as much as the arithmetic.
+        dx = centered * (inv_std * dgamma / N)
+        dx += dbeta / N
+        np.subtract(dout, dx, out=dx)
+        dx *= scale
     else:
-        dx = scale * dout
+        dx = scale * dout                            # running statistics are constants
     ### END SOLUTION
     return dx, dgamma, dbeta
 
