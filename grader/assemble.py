@@ -55,7 +55,7 @@ def _student_cells(paths: List[Path], source_name: str) -> Tuple[list, List[str]
     return cells, notes
 
 
-def assemble(source_nb, release_nb, submitted: List[Path], name: str) -> Assembled:
+def assemble(source_nb, release_nb, submitted: List[Path], name: str, skip_practice: bool = True) -> Assembled:
     """The notebook to grade: ``source_nb`` (named ``name``), the student's answers and extra cells."""
     student_cells, notes = _student_cells(submitted, name)
     if not submitted:
@@ -119,7 +119,7 @@ def assemble(source_nb, release_nb, submitted: List[Path], name: str) -> Assembl
                 elif _strip_hidden(seen_tests[gid]).strip() != _strip_hidden(cell.source).strip():
                     notes.append(f"test cell {gid} was edited: restored from the source")
         tags = cell.metadata.get("tags", [])
-        if PRACTICE_TAG not in tags or is_answer_cell(cell) or is_test_cell(cell):
+        if not skip_practice or PRACTICE_TAG not in tags or is_answer_cell(cell) or is_test_cell(cell):
             run.append(len(cells))
         cells.append(cell)
         add_extras(gid)

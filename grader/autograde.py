@@ -207,7 +207,13 @@ def discover(submitted_root: Path, assignment: str) -> Dict[str, List[Path]]:
 def autograde(course: Course, assignment: str, submitted_root: Path, results_dir: Path,
               workers: Optional[int] = None, executor: Optional[Executor] = None,
               cell_timeout: float = DEFAULT_CELL_TIMEOUT, memory_mb: int = DEFAULT_MEMORY_MB,
-              progress: bool = True, students: Optional[List[str]] = None) -> List[StudentResult]:
+              progress: bool = True, students: Optional[List[str]] = None,
+              skip_practice: bool = True) -> List[StudentResult]:
+    """Grade every student folder of ``submitted_root``; see the module docstring.
+
+    ``skip_practice=False`` also runs the cells tagged ``practice`` (training runs, plots),
+    which never carry points; the default skips them, as they only cost time.
+    """
     from tqdm.auto import tqdm
     from grader.sandbox.client import sandbox_warning
 
@@ -246,7 +252,7 @@ def autograde(course: Course, assignment: str, submitted_root: Path, results_dir
         for src in sources:
             source_nb = nbformat.read(src, as_version=4)
             release_nb = nbformat.read(course.release / assignment / src.name, as_version=4)
-            asm = assemble(source_nb, release_nb, paths, src.stem)
+            asm = assemble(source_nb, release_nb, paths, src.stem, skip_practice=skip_practice)
             seed = hashlib.sha256(f"{secret}|{assignment}|{student}|{src.stem}".encode()).hexdigest()
             job = {"cells": [{"source": asm.notebook.cells[i].source} for i in asm.run],
                    "workdir": str(wd), "seed": seed, "cell_timeout": cell_timeout, "memory_mb": memory_mb}

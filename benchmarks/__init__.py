@@ -1,0 +1,1 @@
+"""Benchmarks of dlhw: run with `python -m benchmarks.run` (see README)."""
