@@ -50,7 +50,7 @@ def conv_forward(x, w, b, conv_param):
     w = as_array(fn, "w", w)
     b = as_array(fn, "b", b)
     sizes = require_shape(fn, "x", x, ("N", "C", "H", "W"))
-    require_shape(fn, "w", w, ("F", "C", "HH", "WW"), sizes, why="(C as in x of shape (N, C, H, W))")
+    require_shape(fn, "w", w, ("F", "C", "HH", "WW"), sizes, why="(C: the channels of x)")
     require_shape(fn, "b", b, ("F",), sizes, why="(one bias per filter of w)")
     require_keys(fn, "conv_param", conv_param, ["stride", "pad"])
     stride, pad = conv_param["stride"], conv_param["pad"]
