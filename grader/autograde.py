@@ -158,8 +158,11 @@ def _fill_outputs(asm, result: dict) -> List[TestResult]:
             ok = not failures
             report = "\n".join(("[grader] \u2713 " if v["passed"] else "[grader] \u2717 ") + v["message"]
                                for v in verdicts)
-            # the student's process printed its own copy of each verdict; the judge's is the record
-            outputs = [o for o in outputs if o.get("name") != "stdout"]
+            # the student's process printed its own copy of each verdict; the judge's is the record.
+            # nbgrader zeroes any grade cell that wrote to stderr (a warning from correct code
+            # would cost the points), so what the student's code wrote there is shown as text.
+            outputs = [nbformat.v4.new_output("stream", name="stdout", text="[stderr]\n" + o["text"])
+                       for o in outputs if o.get("name") == "stderr"]
             if report:
                 outputs.append(nbformat.v4.new_output("stream", name="stdout", text=report + "\n"))
             if not ok:

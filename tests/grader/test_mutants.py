@@ -54,3 +54,22 @@ def test_every_correct_alternative_gets_full_marks(graded_class, assignment):
         r = res[student]
         lost = [(t["name"], t["output"][:200]) for t in r["tests"] if t["score"] < t["max_score"]]
         assert not lost, f"the correct variant '{m.why}' ({m.answer}) loses points: {lost}"
+
+
+@pytest.mark.parametrize("assignment", PARAMS)
+def test_gradebook_agrees_with_results_and_feedback_hides_hidden_tests(graded_class, assignment):
+    from grader.feedback import feedback
+    course, res, _ = graded_class(assignment)
+    with course.gradebook() as gb:
+        scores = {s.student.id: s.score for s in gb.assignment_submissions(assignment)}
+    assert scores == {s: r["score"] for s, r in res.items()}
+    out = feedback(course, assignment, quiet=True)
+    pages = list(out.glob(f"*/{assignment}/*.html"))
+    assert len(pages) == len(res)
+    for page in pages:
+        html = page.read_text()
+        assert "hidden=True" not in html and "HIDDEN TESTS" not in html, f"{page} shows hidden test code"
+    wrong = next((s for s in res if s.startswith("wrong")), None)
+    if wrong:
+        html = (out / wrong / assignment / f"{course.source_notebooks(assignment)[0].stem}.html").read_text()
+        assert "[grader] \u2717" in html, "feedback must show the failed verdicts and their messages"
