@@ -7,9 +7,9 @@ multi-threaded) instead of a Python loop. The price is memory: each input pixel 
 HH * WW times.
 
 Layout. The patches of image n form the matrix ``cols[n]`` of shape (C * HH * WW, H' * W'), so
-that the weight matrix times ``cols[n]`` is image n's output already in (F, H' * W') order: the output comes out
-as a contiguous (N, F, H', W') array with no transpose, and the upstream gradient is used as it
-comes. numpy's ``matmul`` broadcasts the weight matrix over the batch axis.
+that the weight matrix times ``cols[n]`` is image n's output already in (F, H' * W') order: the
+output comes out as a contiguous (N, F, H', W') array with no transpose, and the upstream
+gradient is used as it comes. numpy's ``matmul`` broadcasts the weight matrix over the batch.
 
 The bias trick. ``cols`` gets one more row, all ones, and the weight matrix one more column,
 the biases: the product then adds b for free, where ``out += b`` would be one more pass over
@@ -128,11 +128,13 @@ def conv_backward_fast(dout, cache):
     db = dw_and_db[:, K]
     # the gradient of every column, then col2im: each kernel offset (di, dj) sends its row of
     # the columns back to the pixels x_pad[:, :, i * stride + di, j * stride + dj]
-    dcols = (w.reshape(F, C * HH * WW).T @ dout_rows).reshape(N, C, HH, WW, H_out, W_out)
+    dcols = (w.reshape(F, K).T @ dout_rows).reshape(N, C, HH, WW, H_out, W_out)
     dx_pad = np.zeros((N, C, H + 2 * pad, W + 2 * pad))
     for di in range(HH):
         for dj in range(WW):
-            dx_pad[:, :, di:di + stride * H_out:stride, dj:dj + stride * W_out:stride] += dcols[:, :, di, dj]
+            hs = slice(di, di + stride * H_out, stride)       # the pixels this offset touched
+            ws = slice(dj, dj + stride * W_out, stride)
+            dx_pad[:, :, hs, ws] += dcols[:, :, di, dj]
     dx = dx_pad[:, :, pad:pad + H, pad:pad + W]
     ### END SOLUTION
     return dx, dw, db

@@ -8,10 +8,10 @@ get a zero gradient.
 
 The gradient of a maximum flows only to the input that was the maximum. When a window holds
 several equal maxima, the whole gradient goes to the *first* of them in row-major order within
-the window (the one ``np.argmax`` would pick), which is what PyTorch does too; any split among the tied inputs would
-be a valid subgradient, but only this choice matches PyTorch bit for bit. When windows overlap
-(stride < pool size) one input can be the maximum of several windows and collects the sum of
-their gradients.
+the window (the one ``np.argmax`` would pick), which is what PyTorch does too; any split among
+the tied inputs would be a valid subgradient, but only this choice matches PyTorch bit for bit.
+When windows overlap (stride < pool size) one input can be the maximum of several windows and
+collects the sum of their gradients.
 """
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def max_pool_backward(dout, cache):
     PH, PW, stride = pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
     require_shape(fn, "dout", dout, candidates.shape[1:], why="(the shape of the forward's out)")
     H_out, W_out = dout.shape[2], dout.shape[3]
-    out = candidates.max(axis=0)          # recomputed: the caller may have changed the forward's out
+    out = candidates.max(axis=0)           # recomputed: the caller may have changed its copy
     dx = np.zeros(x_shape)
     unclaimed = np.ones(out.shape, dtype=bool)       # windows whose gradient is not routed yet
     # one strided slice per window offset, in row-major order: each window sends its gradient
@@ -99,6 +99,6 @@ def max_pool_backward(dout, cache):
         p, q = divmod(k, PW)
         first_max = unclaimed & (candidates[k] == out)
         unclaimed &= ~first_max
-        dx[:, :, p:p + stride * H_out:stride, q:q + stride * W_out:stride] += np.where(first_max, dout, 0.0)
+        dx[:, :, p:p + stride * H_out:stride, q:q + stride * W_out:stride] += first_max * dout
     ### END SOLUTION
     return dx
