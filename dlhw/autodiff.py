@@ -12,14 +12,20 @@ turns the gradient of the output into gradient contributions to the inputs (the 
 
 Broadcasting: an operation on operands of shapes (3, 4) and (4,) uses the second operand
 three times, so its gradient is the sum over the broadcast axis; ``Tensor.unbroadcast``
-sums a gradient back to an operand's shape.
+sums a gradient back to an operand's shape, and ``accumulate`` applies it to every
+contribution, so that no operation has to think about broadcasting.
 
 ``backward()`` differs from PyTorch on purpose: it first resets the gradient of every node
 of the graph to zero, so each call computes the gradients of this output from scratch and
 calling it twice gives the same result (PyTorch would add the two). To combine the
 gradients of two losses, call backward on their sum.
 
-The class is self-contained: a notebook cell holds it whole.
+Layout (the notebook's answer cells): the class ``Tensor`` holds the graph machinery, and
+its operators and methods (``+``, ``*``, ``@``, ``.relu()``, ``.sum()``...) call the
+operation functions below it (``add``, ``mul``, ``matmul``, ``relu``, ``reduce_sum``...), one
+function per operation with its forward value and its backward rule. The methods look the
+functions up when they are called, so in a notebook the class cell can come first and the
+operations in the cells after it.
 """
 from __future__ import annotations
 
@@ -27,7 +33,8 @@ import numpy as np
 
 from dlhw.validation import as_array, shape_str
 
-__all__ = ["Tensor"]
+__all__ = ["Tensor", "add", "sub", "mul", "div", "neg", "power", "matmul", "relu", "tanh",
+           "exp", "log", "log_softmax", "reduce_sum", "reduce_mean", "reshape", "transpose"]
 
 
 class Tensor:
@@ -37,6 +44,9 @@ class Tensor:
     ----------
     data : array-like of any shape (S...), copied to a float64 array
     requires_grad : bool; True for the leaves we want gradients of (the parameters)
+    _inputs : tuple of Tensor, the operands of the operation that made this tensor (set by
+              the operation functions; empty for a leaf)
+    _op : str, the operation's name, for display
 
     Attributes
     ----------
@@ -45,6 +55,10 @@ class Tensor:
            None otherwise
     requires_grad : bool, True for leaves created so and for every result of an operation
                     with such an input
+    _inputs : tuple of Tensor, the operands (empty unless requires_grad)
+    _backward : None for a leaf; for the result of an operation, a function of ``dout`` (an
+                array of shape (S...), the gradient with respect to this tensor) that adds
+                the operands' gradient contributions with ``accumulate``
 
     Operations: ``+ - * / **`` (scalar exponent), unary ``-``, ``@`` (operands with ndim >= 2,
     batch axes broadcast), ``relu``, ``tanh``, ``exp``, ``log``, ``sum``, ``mean``,
@@ -137,8 +151,8 @@ class Tensor:
     def topological_order(self):
         """Every tensor self depends on (self included), each after all of its inputs.
 
-        Iterative depth-first search, so a graph thousands of operations deep does not hit
-        Python's recursion limit.
+        Walk the graph with an explicit stack, not recursion, so that a graph thousands of
+        operations deep does not hit Python's recursion limit.
 
         Returns
         -------
@@ -192,229 +206,387 @@ class Tensor:
                 node._backward(node.grad)
         ### END SOLUTION
 
-    # --- binary operations -----------------------------------------------------------------
+    # --- operators and methods: each calls an operation function defined further down ------
 
     def __add__(self, other):
-        """self + other, shapes broadcast as in numpy."""
-        other = Tensor.lift(other)
-        out = Tensor(self.data + other.data, _inputs=(self, other), _op="+")
-
-        def _backward(dout):
-            ### BEGIN SOLUTION
-            self.accumulate(dout)
-            other.accumulate(dout)
-            ### END SOLUTION
-        out._backward = _backward
-        return out
-
-    def __sub__(self, other):
-        """self - other, shapes broadcast as in numpy."""
-        other = Tensor.lift(other)
-        out = Tensor(self.data - other.data, _inputs=(self, other), _op="-")
-
-        def _backward(dout):
-            ### BEGIN SOLUTION
-            self.accumulate(dout)
-            other.accumulate(-dout)
-            ### END SOLUTION
-        out._backward = _backward
-        return out
-
-    def __mul__(self, other):
-        """self * other elementwise, shapes broadcast as in numpy."""
-        other = Tensor.lift(other)
-        out = Tensor(self.data * other.data, _inputs=(self, other), _op="*")
-
-        def _backward(dout):
-            ### BEGIN SOLUTION
-            self.accumulate(dout * other.data)
-            other.accumulate(dout * self.data)
-            ### END SOLUTION
-        out._backward = _backward
-        return out
-
-    def __truediv__(self, other):
-        """self / other elementwise, shapes broadcast as in numpy."""
-        other = Tensor.lift(other)
-        out = Tensor(self.data / other.data, _inputs=(self, other), _op="/")
-
-        def _backward(dout):
-            ### BEGIN SOLUTION
-            self.accumulate(dout / other.data)
-            other.accumulate(-dout * self.data / other.data ** 2)
-            ### END SOLUTION
-        out._backward = _backward
-        return out
-
-    def __matmul__(self, other):
-        """self @ other: (..., N, D) @ (..., D, M) -> (..., N, M), batch axes broadcast."""
-        other = Tensor.lift(other)
-        if self.ndim < 2 or other.ndim < 2:
-            raise ValueError("Tensor.__matmul__: both operands need ndim >= 2 (reshape vectors "
-                             f"to (1, D) or (D, 1)); got {shape_str(self.shape)} @ "
-                             f"{shape_str(other.shape)}")
-        if self.shape[-1] != other.shape[-2]:
-            raise ValueError(f"Tensor.__matmul__: other must have shape (..., {self.shape[-1]}, M) "
-                             f"to match self of shape {shape_str(self.shape)}; "
-                             f"got {shape_str(other.shape)}")
-        out = Tensor(self.data @ other.data, _inputs=(self, other), _op="@")
-
-        def _backward(dout):
-            ### BEGIN SOLUTION
-            # C = A B: dA = dC B^T, dB = A^T dC; accumulate sums any broadcast batch axes.
-            self.accumulate(dout @ np.swapaxes(other.data, -1, -2))
-            other.accumulate(np.swapaxes(self.data, -1, -2) @ dout)
-            ### END SOLUTION
-        out._backward = _backward
-        return out
+        return add(self, other)
 
     def __radd__(self, other):
-        return Tensor.lift(other) + self
+        return add(other, self)
+
+    def __sub__(self, other):
+        return sub(self, other)
 
     def __rsub__(self, other):
-        return Tensor.lift(other) - self
+        return sub(other, self)
+
+    def __mul__(self, other):
+        return mul(self, other)
 
     def __rmul__(self, other):
-        return Tensor.lift(other) * self
+        return mul(other, self)
+
+    def __truediv__(self, other):
+        return div(self, other)
 
     def __rtruediv__(self, other):
-        return Tensor.lift(other) / self
+        return div(other, self)
+
+    def __matmul__(self, other):
+        return matmul(self, other)
 
     def __rmatmul__(self, other):
-        return Tensor.lift(other) @ self
-
-    # --- unary operations ------------------------------------------------------------------
+        return matmul(other, self)
 
     def __neg__(self):
-        """-self."""
-        out = Tensor(-self.data, _inputs=(self,), _op="neg")
-
-        def _backward(dout):
-            ### BEGIN SOLUTION
-            self.accumulate(-dout)
-            ### END SOLUTION
-        out._backward = _backward
-        return out
+        return neg(self)
 
     def __pow__(self, p):
-        """self ** p elementwise, for a number p."""
-        if isinstance(p, Tensor) or np.ndim(p) != 0:
-            raise ValueError("Tensor.__pow__: the exponent must be a number; "
-                             f"got {type(p).__name__}")
-        p = float(p)
-        out = Tensor(self.data ** p, _inputs=(self,), _op=f"**{p:g}")
-
-        def _backward(dout):
-            ### BEGIN SOLUTION
-            self.accumulate(dout * p * self.data ** (p - 1))
-            ### END SOLUTION
-        out._backward = _backward
-        return out
+        return power(self, p)
 
     def relu(self):
-        """max(self, 0) elementwise."""
-        out = Tensor(np.maximum(self.data, 0.0), _inputs=(self,), _op="relu")
-
-        def _backward(dout):
-            ### BEGIN SOLUTION
-            self.accumulate(dout * (self.data > 0))   # slope 0 at the kink, as PyTorch
-            ### END SOLUTION
-        out._backward = _backward
-        return out
+        return relu(self)
 
     def tanh(self):
-        """tanh(self) elementwise."""
-        # The closures keep what they need (here t), not `out`: out -> closure -> out would
-        # be a reference cycle that only the garbage collector frees.
-        t = np.tanh(self.data)
-        out = Tensor(t, _inputs=(self,), _op="tanh")
-
-        def _backward(dout):
-            ### BEGIN SOLUTION
-            self.accumulate(dout * (1.0 - t ** 2))
-            ### END SOLUTION
-        out._backward = _backward
-        return out
+        return tanh(self)
 
     def exp(self):
-        """exp(self) elementwise."""
-        e = np.exp(self.data)
-        out = Tensor(e, _inputs=(self,), _op="exp")
-
-        def _backward(dout):
-            ### BEGIN SOLUTION
-            self.accumulate(dout * e)
-            ### END SOLUTION
-        out._backward = _backward
-        return out
+        return exp(self)
 
     def log(self):
-        """Natural log of self elementwise."""
-        out = Tensor(np.log(self.data), _inputs=(self,), _op="log")
-
-        def _backward(dout):
-            ### BEGIN SOLUTION
-            self.accumulate(dout / self.data)
-            ### END SOLUTION
-        out._backward = _backward
-        return out
+        return log(self)
 
     def log_softmax(self, axis=-1):
-        """log(softmax(self)) along ``axis``, computed stably (the max is subtracted first)."""
-        shifted = self.data - self.data.max(axis=axis, keepdims=True)
-        log_probs = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-        out = Tensor(log_probs, _inputs=(self,), _op="log_softmax")
-
-        def _backward(dout):
-            ### BEGIN SOLUTION
-            # out_i = x_i - logsumexp(x): dx = dout - softmax * sum(dout).
-            softmax = np.exp(log_probs)
-            self.accumulate(dout - softmax * dout.sum(axis=axis, keepdims=True))
-            ### END SOLUTION
-        out._backward = _backward
-        return out
-
-    # --- reductions and shape operations ------------------------------------------------
+        return log_softmax(self, axis)
 
     def sum(self, axis=None, keepdims=False):
-        """Sum over ``axis`` (an int, a tuple or None for all), as numpy's sum."""
-        out = Tensor(self.data.sum(axis=axis, keepdims=keepdims), _inputs=(self,), _op="sum")
-
-        def _backward(dout):
-            ### BEGIN SOLUTION
-            # Every summed element gets dout: put back the reduced axes, then broadcast.
-            if axis is not None and not keepdims:
-                dout = np.expand_dims(dout, axis)
-            self.accumulate(np.broadcast_to(dout, self.shape))
-            ### END SOLUTION
-        out._backward = _backward
-        return out
+        return reduce_sum(self, axis, keepdims)
 
     def mean(self, axis=None, keepdims=False):
-        """The sum divided by the number of elements summed into each output element."""
-        total = self.sum(axis=axis, keepdims=keepdims)
-        return total * (total.data.size / self.data.size)
+        return reduce_mean(self, axis, keepdims)
 
     def reshape(self, *shape):
-        """The same elements in a new shape, as numpy's reshape."""
-        out = Tensor(self.data.reshape(*shape), _inputs=(self,), _op="reshape")
-
-        def _backward(dout):
-            ### BEGIN SOLUTION
-            self.accumulate(dout.reshape(self.shape))
-            ### END SOLUTION
-        out._backward = _backward
-        return out
+        return reshape(self, *shape)
 
     def transpose(self, axes=None):
-        """Axes permuted by ``axes`` (reversed when None), as numpy's transpose."""
-        out = Tensor(np.transpose(self.data, axes), _inputs=(self,), _op="transpose")
+        return transpose(self, axes)
 
-        def _backward(dout):
-            ### BEGIN SOLUTION
-            # Undo the permutation: the inverse of axes is its argsort.
-            inverse = None if axes is None else np.argsort(axes)
-            self.accumulate(np.transpose(dout, inverse))
-            ### END SOLUTION
-        out._backward = _backward
-        return out
+
+# --- elementwise operations of two operands -------------------------------------------------
+#
+# Each function computes the value, records the operands, and gives the result a _backward
+# rule: dout (the gradient of the result, of the broadcast shape) -> contributions to the
+# operands' gradients, passed to accumulate (which sums them back to each operand's shape).
+
+def add(a, b):
+    """a + b elementwise, shapes broadcast as in numpy.
+
+    Parameters
+    ----------
+    a, b : Tensor, array or number, of shapes (A...) and (B...) that broadcast to (S...)
+
+    Returns
+    -------
+    out : Tensor of shape (S...)
+    """
+    a, b = Tensor.lift(a), Tensor.lift(b)
+    out = Tensor(a.data + b.data, _inputs=(a, b), _op="+")
+
+    def _backward(dout):
+        ### BEGIN SOLUTION
+        a.accumulate(dout)
+        b.accumulate(dout)
+        ### END SOLUTION
+    out._backward = _backward
+    return out
+
+
+def sub(a, b):
+    """a - b elementwise, shapes broadcast as in numpy (shapes as in ``add``)."""
+    a, b = Tensor.lift(a), Tensor.lift(b)
+    out = Tensor(a.data - b.data, _inputs=(a, b), _op="-")
+
+    def _backward(dout):
+        ### BEGIN SOLUTION
+        a.accumulate(dout)
+        b.accumulate(-dout)
+        ### END SOLUTION
+    out._backward = _backward
+    return out
+
+
+def mul(a, b):
+    """a * b elementwise, shapes broadcast as in numpy (shapes as in ``add``)."""
+    a, b = Tensor.lift(a), Tensor.lift(b)
+    out = Tensor(a.data * b.data, _inputs=(a, b), _op="*")
+
+    def _backward(dout):
+        ### BEGIN SOLUTION
+        a.accumulate(dout * b.data)
+        b.accumulate(dout * a.data)
+        ### END SOLUTION
+    out._backward = _backward
+    return out
+
+
+def div(a, b):
+    """a / b elementwise, shapes broadcast as in numpy (shapes as in ``add``)."""
+    a, b = Tensor.lift(a), Tensor.lift(b)
+    out = Tensor(a.data / b.data, _inputs=(a, b), _op="/")
+
+    def _backward(dout):
+        ### BEGIN SOLUTION
+        a.accumulate(dout / b.data)
+        b.accumulate(-dout * a.data / b.data ** 2)
+        ### END SOLUTION
+    out._backward = _backward
+    return out
+
+
+# --- elementwise operations of one operand ---------------------------------------------------
+
+def neg(x):
+    """-x elementwise.
+
+    Parameters
+    ----------
+    x : Tensor, array or number of shape (S...)
+
+    Returns
+    -------
+    out : Tensor of shape (S...)
+    """
+    x = Tensor.lift(x)
+    out = Tensor(-x.data, _inputs=(x,), _op="neg")
+
+    def _backward(dout):
+        ### BEGIN SOLUTION
+        x.accumulate(-dout)
+        ### END SOLUTION
+    out._backward = _backward
+    return out
+
+
+def power(x, p):
+    """x ** p elementwise, for a number p (shapes as in ``neg``)."""
+    if isinstance(p, Tensor) or np.ndim(p) != 0:
+        raise ValueError("power: the exponent must be a number; "
+                         f"got {type(p).__name__}")
+    x, p = Tensor.lift(x), float(p)
+    out = Tensor(x.data ** p, _inputs=(x,), _op=f"**{p:g}")
+
+    def _backward(dout):
+        ### BEGIN SOLUTION
+        x.accumulate(dout * p * x.data ** (p - 1))
+        ### END SOLUTION
+    out._backward = _backward
+    return out
+
+
+def relu(x):
+    """max(x, 0) elementwise (shapes as in ``neg``)."""
+    x = Tensor.lift(x)
+    out = Tensor(np.maximum(x.data, 0.0), _inputs=(x,), _op="relu")
+
+    def _backward(dout):
+        ### BEGIN SOLUTION
+        x.accumulate(dout * (x.data > 0))   # slope 0 at the kink, as PyTorch
+        ### END SOLUTION
+    out._backward = _backward
+    return out
+
+
+def tanh(x):
+    """tanh(x) elementwise (shapes as in ``neg``)."""
+    x = Tensor.lift(x)
+    # The rule keeps what it needs (here t), not `out`: out -> _backward -> out would be a
+    # reference cycle that only the garbage collector frees.
+    t = np.tanh(x.data)
+    out = Tensor(t, _inputs=(x,), _op="tanh")
+
+    def _backward(dout):
+        ### BEGIN SOLUTION
+        x.accumulate(dout * (1.0 - t ** 2))
+        ### END SOLUTION
+    out._backward = _backward
+    return out
+
+
+def exp(x):
+    """exp(x) elementwise (shapes as in ``neg``)."""
+    x = Tensor.lift(x)
+    e = np.exp(x.data)
+    out = Tensor(e, _inputs=(x,), _op="exp")
+
+    def _backward(dout):
+        ### BEGIN SOLUTION
+        x.accumulate(dout * e)
+        ### END SOLUTION
+    out._backward = _backward
+    return out
+
+
+def log(x):
+    """Natural logarithm of x elementwise (shapes as in ``neg``)."""
+    x = Tensor.lift(x)
+    out = Tensor(np.log(x.data), _inputs=(x,), _op="log")
+
+    def _backward(dout):
+        ### BEGIN SOLUTION
+        x.accumulate(dout / x.data)
+        ### END SOLUTION
+    out._backward = _backward
+    return out
+
+
+# --- matrix product ----------------------------------------------------------------------
+
+def matmul(a, b):
+    """a @ b, batch axes broadcast as in numpy.
+
+    Parameters
+    ----------
+    a : Tensor or array of shape (..., N, D), ndim >= 2
+    b : Tensor or array of shape (..., D, M), ndim >= 2; the batch axes (...) of a and b
+        broadcast to (B...)
+
+    Returns
+    -------
+    out : Tensor of shape (B..., N, M)
+    """
+    a, b = Tensor.lift(a), Tensor.lift(b)
+    if a.ndim < 2 or b.ndim < 2:
+        raise ValueError("matmul: both operands need ndim >= 2 (reshape vectors to (1, D) or "
+                         f"(D, 1)); got {shape_str(a.shape)} @ {shape_str(b.shape)}")
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"matmul: b must have shape (..., {a.shape[-1]}, M) to match a of shape "
+                         f"{shape_str(a.shape)}; got {shape_str(b.shape)}")
+    out = Tensor(a.data @ b.data, _inputs=(a, b), _op="@")
+
+    def _backward(dout):
+        ### BEGIN SOLUTION
+        # C = A B: dA = dC B^T, dB = A^T dC; accumulate sums any broadcast batch axes.
+        a.accumulate(dout @ np.swapaxes(b.data, -1, -2))
+        b.accumulate(np.swapaxes(a.data, -1, -2) @ dout)
+        ### END SOLUTION
+    out._backward = _backward
+    return out
+
+
+# --- reductions and shapes ------------------------------------------------------------------
+
+def reduce_sum(x, axis=None, keepdims=False):
+    """The sum of x over ``axis`` (an int, a tuple of ints or None for all), as numpy's sum.
+
+    Parameters
+    ----------
+    x : Tensor or array of shape (S...)
+    axis : None, int or tuple of ints (negative counts from the end)
+    keepdims : bool, keep the summed axes with size 1
+
+    Returns
+    -------
+    out : Tensor of shape (S...) without the summed axes (with them as 1 when keepdims)
+    """
+    x = Tensor.lift(x)
+    out = Tensor(x.data.sum(axis=axis, keepdims=keepdims), _inputs=(x,), _op="sum")
+
+    def _backward(dout):
+        ### BEGIN SOLUTION
+        # Every summed element gets dout: put back the reduced axes, then broadcast.
+        if axis is not None and not keepdims:
+            dout = np.expand_dims(dout, axis)
+        x.accumulate(np.broadcast_to(dout, x.shape))
+        ### END SOLUTION
+    out._backward = _backward
+    return out
+
+
+def reduce_mean(x, axis=None, keepdims=False):
+    """The mean of x over ``axis``, as numpy's mean (shapes as in ``reduce_sum``).
+
+    Each output element is the sum of the elements it covers divided by their number.
+    """
+    x = Tensor.lift(x)
+    ### BEGIN SOLUTION
+    # Built from operations that have backward rules: nothing new to differentiate.
+    total = reduce_sum(x, axis, keepdims)
+    return mul(total, total.data.size / x.data.size)
+    ### END SOLUTION
+
+
+def reshape(x, *shape):
+    """The same elements in a new shape, as numpy's reshape.
+
+    Parameters
+    ----------
+    x : Tensor or array of shape (S...)
+    shape : the new shape (R...), as ints or one tuple; one entry may be -1
+
+    Returns
+    -------
+    out : Tensor of shape (R...)
+    """
+    x = Tensor.lift(x)
+    out = Tensor(x.data.reshape(*shape), _inputs=(x,), _op="reshape")
+
+    def _backward(dout):
+        ### BEGIN SOLUTION
+        x.accumulate(dout.reshape(x.shape))
+        ### END SOLUTION
+    out._backward = _backward
+    return out
+
+
+def transpose(x, axes=None):
+    """x with its axes permuted by ``axes`` (reversed when None), as numpy's transpose.
+
+    Parameters
+    ----------
+    x : Tensor or array of shape (S_0, ..., S_{k-1})
+    axes : None or a permutation of 0..k-1
+
+    Returns
+    -------
+    out : Tensor of shape (S_axes[0], ..., S_axes[k-1])
+    """
+    x = Tensor.lift(x)
+    out = Tensor(np.transpose(x.data, axes), _inputs=(x,), _op="transpose")
+
+    def _backward(dout):
+        ### BEGIN SOLUTION
+        # Undo the permutation: the inverse of axes is its argsort.
+        inverse = None if axes is None else np.argsort(axes)
+        x.accumulate(np.transpose(dout, inverse))
+        ### END SOLUTION
+    out._backward = _backward
+    return out
+
+
+# --- a fused operation ------------------------------------------------------------------------
+
+def log_softmax(x, axis=-1):
+    """log(softmax(x)) along ``axis``, computed stably (the max is subtracted first).
+
+    Parameters
+    ----------
+    x : Tensor or array of shape (S...), e.g. scores of shape (N, C)
+    axis : int, the axis the softmax normalizes over (the classes)
+
+    Returns
+    -------
+    out : Tensor of shape (S...)
+    """
+    x = Tensor.lift(x)
+    shifted = x.data - x.data.max(axis=axis, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    out = Tensor(log_probs, _inputs=(x,), _op="log_softmax")
+
+    def _backward(dout):
+        ### BEGIN SOLUTION
+        # out_i = x_i - logsumexp(x): dx = dout - softmax * sum(dout).
+        softmax = np.exp(log_probs)
+        x.accumulate(dout - softmax * dout.sum(axis=axis, keepdims=True))
+        ### END SOLUTION
+    out._backward = _backward
+    return out
