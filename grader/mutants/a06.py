@@ -1,6 +1,179 @@
 """Assignment 06: slips students make in convolution, pooling and spatial batchnorm, and
-correct variants written differently."""
+correct variants written differently.
+
+A cache crosses from each forward cell to its backward cell, and what it holds is the
+reference's own business (it changes when the reference is optimized). So a whole-cell variant
+never feeds its own cache to the reference: it goes into the BACKWARD cell and defines both
+functions there (that cell runs after the forward cell, so both definitions win). One-line
+slips are snippet replacements of the reference, like a real student's edit.
+"""
 from grader.mutants import Mutant
+
+# ---------------------------------------------------------------- self-contained pairs
+# A correct naive pair: all positions at once in the forward, scalar-style loops backward.
+NAIVE_PAIR = '''
+def conv_forward(x, w, b, conv_param):
+    S, P = conv_param["stride"], conv_param["pad"]
+    F, C, HH, WW = w.shape
+    x_pad = np.pad(x, ((0, 0), (0, 0), (P, P), (P, P)))
+    win = np.lib.stride_tricks.sliding_window_view(x_pad, (HH, WW), axis=(2, 3))[:, :, ::S, ::S]
+    out = np.einsum("ncijpq,fcpq->nfij", win, w) + b[None, :, None, None]
+    return out, (x, w, conv_param)
+
+
+def conv_backward(dout, cache):
+    x, w, conv_param = cache
+    S, P = conv_param["stride"], conv_param["pad"]
+    N, C, H, W = x.shape
+    F, _, HH, WW = w.shape
+    x_pad = np.pad(x, ((0, 0), (0, 0), (P, P), (P, P)))
+    dx_pad, dw, db = np.zeros_like(x_pad), np.zeros_like(w), np.zeros(F)
+    for n in range(N):
+        for f in range(F):
+            for i in range(dout.shape[2]):
+                for j in range(dout.shape[3]):
+                    g = dout[n, f, i, j]
+                    db[f] += g
+                    dw[f] += g * x_pad[n, :, i * S:i * S + HH, j * S:j * S + WW]
+                    dx_pad[n, :, i * S:i * S + HH, j * S:j * S + WW] += g * w[f]
+    return dx_pad[:, :, P:P + H, P:P + W], dw, db
+'''
+
+# The classic (N * H' * W', C * HH * WW) im2col layout: one patch per ROW.
+FAST_PAIR_ROWS = '''
+def conv_forward_fast(x, w, b, conv_param):
+    S, P = conv_param["stride"], conv_param["pad"]
+    N, C, H, W = x.shape
+    F, _, HH, WW = w.shape
+    Ho, Wo = 1 + (H + 2 * P - HH) // S, 1 + (W + 2 * P - WW) // S
+    x_pad = np.pad(x, ((0, 0), (0, 0), (P, P), (P, P)))
+    win = np.lib.stride_tricks.sliding_window_view(x_pad, (HH, WW), axis=(2, 3))[:, :, ::S, ::S]
+    rows = win.transpose(0, 2, 3, 1, 4, 5).reshape(N * Ho * Wo, C * HH * WW)
+    out = rows @ w.reshape(F, -1).T + b
+    return out.reshape(N, Ho, Wo, F).transpose(0, 3, 1, 2), (rows, w, x.shape, conv_param)
+
+
+def conv_backward_fast(dout, cache):
+    rows, w, (N, C, H, W), conv_param = cache
+    S, P = conv_param["stride"], conv_param["pad"]
+    F, _, HH, WW = w.shape
+    Ho, Wo = dout.shape[2], dout.shape[3]
+    G = dout.transpose(0, 2, 3, 1).reshape(-1, F)                  # (N * Ho * Wo, F)
+    dw = (G.T @ rows).reshape(w.shape)
+    db = G.sum(axis=0)
+    drows = (G @ w.reshape(F, -1)).reshape(N, Ho, Wo, C, HH, WW)
+    dx_pad = np.zeros((N, C, H + 2 * P, W + 2 * P))
+    for p in range(HH):
+        for q in range(WW):
+            dx_pad[:, :, p:p + S * Ho:S, q:q + S * Wo:S] += drows[..., p, q].transpose(0, 3, 1, 2)
+    return dx_pad[:, :, P:P + H, P:P + W], dw, db
+'''
+
+# Columns filled by a loop over the kernel offsets; col2im with fancy indices and np.add.at.
+FAST_PAIR_ADD_AT = '''
+def conv_forward_fast(x, w, b, conv_param):
+    S, P = conv_param["stride"], conv_param["pad"]
+    N, C, H, W = x.shape
+    F, _, HH, WW = w.shape
+    Ho, Wo = 1 + (H + 2 * P - HH) // S, 1 + (W + 2 * P - WW) // S
+    x_pad = np.pad(x, ((0, 0), (0, 0), (P, P), (P, P)))
+    cols = np.empty((N, C, HH, WW, Ho, Wo))
+    for p in range(HH):
+        for q in range(WW):
+            cols[:, :, p, q] = x_pad[:, :, p:p + S * Ho:S, q:q + S * Wo:S]
+    cols = cols.reshape(N, C * HH * WW, Ho * Wo)
+    out = np.einsum("fk,nkl->nfl", w.reshape(F, -1), cols).reshape(N, F, Ho, Wo) + b[:, None, None]
+    return out, (cols, w, x.shape, conv_param)
+
+
+def conv_backward_fast(dout, cache):
+    cols, w, (N, C, H, W), conv_param = cache
+    S, P = conv_param["stride"], conv_param["pad"]
+    F, _, HH, WW = w.shape
+    Ho, Wo = dout.shape[2], dout.shape[3]
+    G = dout.reshape(N, F, Ho * Wo)
+    db = G.sum(axis=(0, 2))
+    dw = np.einsum("nfl,nkl->fk", G, cols).reshape(w.shape)
+    dcols = np.einsum("fk,nfl->nkl", w.reshape(F, -1), G)          # (N, C*HH*WW, Ho*Wo)
+    c, p, q = np.unravel_index(np.arange(C * HH * WW), (C, HH, WW))
+    i, j = np.unravel_index(np.arange(Ho * Wo), (Ho, Wo))
+    r_idx = p[:, None] + S * i[None, :]
+    c_idx = q[:, None] + S * j[None, :]
+    ch = np.broadcast_to(c[:, None], r_idx.shape)
+    dx_pad = np.zeros((N, C, H + 2 * P, W + 2 * P))
+    for n in range(N):
+        np.add.at(dx_pad[n], (ch, r_idx, c_idx), dcols[n])
+    return dx_pad[:, :, P:P + H, P:P + W], dw, db
+'''
+
+POOL_PAIR = '''
+def max_pool_forward(x, pool_param):
+    PH, PW, S = pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
+    N, C, H, W = x.shape
+    Ho, Wo = 1 + (H - PH) // S, 1 + (W - PW) // S
+    out = np.empty((N, C, Ho, Wo))
+    for i in range(Ho):
+        for j in range(Wo):
+            out[:, :, i, j] = x[:, :, i * S:i * S + PH, j * S:j * S + PW].max(axis=(2, 3))
+    return out, (x, pool_param)
+
+
+def max_pool_backward(dout, cache):
+    x, pool_param = cache
+    PH, PW, S = pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
+    N, C = x.shape[:2]
+    dx = np.zeros_like(x)
+    for n in range(N):
+        for c in range(C):
+            for i in range(dout.shape[2]):
+                for j in range(dout.shape[3]):
+                    win = x[n, c, i * S:i * S + PH, j * S:j * S + PW]
+                    p, q = np.unravel_index(np.argmax(win), win.shape)   # the first maximum
+                    dx[n, c, i * S + p, j * S + q] += dout[n, c, i, j]
+    return dx
+'''
+
+# Spatial batchnorm written out over the axes (0, 2, 3), without the blocks.
+SBN_PAIR = '''
+def spatial_batchnorm_forward(x, gamma, beta, bn_param):
+    N, C, H, W = x.shape
+    mode, eps = bn_param["mode"], bn_param.get("eps", 1e-5)
+    momentum = bn_param.get("momentum", 0.9)
+    rm = bn_param.get("running_mean", np.zeros(C))
+    rv = bn_param.get("running_var", np.ones(C))
+    if mode == "train":
+        mean = x.mean(axis=(0, 2, 3))
+        var = ((x - mean[None, :, None, None]) ** 2).mean(axis=(0, 2, 3))
+        bn_param["running_mean"] = momentum * rm + (1 - momentum) * mean
+        bn_param["running_var"] = momentum * rv + (1 - momentum) * var
+    else:
+        mean, var = rm, rv
+    inv_std = 1.0 / np.sqrt(var + eps)
+    x_hat = (x - mean[None, :, None, None]) * inv_std[None, :, None, None]
+    out = gamma[None, :, None, None] * x_hat + beta[None, :, None, None]
+    return out, (mode, x_hat, gamma, inv_std)
+
+
+def spatial_batchnorm_backward(dout, cache):
+    mode, x_hat, gamma, inv_std = cache
+    dbeta = dout.sum(axis=(0, 2, 3))
+    dgamma = (dout * x_hat).sum(axis=(0, 2, 3))
+    g = dout * gamma[None, :, None, None]
+    if mode == "train":
+        dx = (g - g.mean(axis=(0, 2, 3), keepdims=True)
+              - x_hat * (g * x_hat).mean(axis=(0, 2, 3), keepdims=True)) * inv_std[None, :, None, None]
+    else:
+        dx = g * inv_std[None, :, None, None]
+    return dx, dgamma, dbeta
+'''
+
+
+def _slip(template: str, old: str, new: str) -> str:
+    """The template with one slip; fails loudly if the snippet is missing (a typo here)."""
+    if template.count(old) != 1:
+        raise ValueError(f"mutants a06: {old!r} occurs {template.count(old)} times in the template")
+    return template.replace(old, new)
+
 
 WRONG = [
     # ------------------------------------------------------------------ naive convolution
@@ -24,27 +197,10 @@ WRONG = [
     Mutant("conv_backward", "dw averaged over the batch instead of summed",
            replace=[("dw += np.tensordot(g, patch, axes=(0, 0))", "dw += np.tensordot(g, patch, axes=(0, 0)) / N")],
            fails=["test_conv_backward_dw"]),
-    Mutant("conv_backward", "dw reset inside the loop over the batch (only the last image counts)", code='''
-def conv_backward(dout, cache):
-    x, w, b, conv_param = cache
-    stride, pad = conv_param["stride"], conv_param["pad"]
-    N, C, H, W = x.shape
-    F, _, HH, WW = w.shape
-    H_out, W_out = dout.shape[2], dout.shape[3]
-    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    dx_pad = np.zeros_like(x_pad)
-    dw = np.zeros_like(w)
-    db = dout.sum(axis=(0, 2, 3))
-    for n in range(N):
-        dw = np.zeros_like(w)          # reset inside the batch loop: only the last image counts
-        for f in range(F):
-            for i in range(H_out):
-                for j in range(W_out):
-                    t, l = i * stride, j * stride
-                    dw[f] += dout[n, f, i, j] * x_pad[n, :, t:t + HH, l:l + WW]
-                    dx_pad[n, :, t:t + HH, l:l + WW] += dout[n, f, i, j] * w[f]
-    return dx_pad[:, :, pad:pad + H, pad:pad + W], dw, db
-''', fails=["test_conv_backward_dw"]),
+    Mutant("conv_backward", "dw reset inside the loop over the batch (only the last image counts)",
+           code=_slip(NAIVE_PAIR, "    for n in range(N):\n        for f in range(F):",
+                      "    for n in range(N):\n        dw = np.zeros_like(w)\n        for f in range(F):"),
+           fails=["test_conv_backward_dw"]),
     Mutant("conv_backward", "db averaged over the positions instead of summed",
            replace=[("db = dout.sum(axis=(0, 2, 3))", "db = dout.sum(axis=0).mean(axis=(1, 2))")],
            fails=["test_conv_backward_db"]),
@@ -52,45 +208,44 @@ def conv_backward(dout, cache):
     Mutant("conv_forward_fast", "im2col rows in (HH, WW, C) order, the weights in (C, HH, WW) order",
            replace=[("windows.transpose(0, 1, 4, 5, 2, 3)", "windows.transpose(0, 4, 5, 1, 2, 3)")],
            fails=["test_conv_forward_fast"]),
-    Mutant("conv_forward_fast", "padding forgotten in im2col (valid convolution whatever pad says)",
+    Mutant("conv_forward_fast", "padding forgotten in im2col (a valid convolution whatever pad says)",
            replace=[("x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))", "x_pad = x"),
                     ("H_out = 1 + (H + 2 * pad - HH) // stride", "H_out = 1 + (H - HH) // stride"),
                     ("W_out = 1 + (W + 2 * pad - WW) // stride", "W_out = 1 + (W - WW) // stride")],
            fails=["test_conv_forward_fast"]),
     Mutant("conv_backward_fast", "col2im overwrites where patches overlap (= not +=)",
-           replace=[("stride:stride] += dcols[:, :, di, dj]", "stride:stride] = dcols[:, :, di, dj]")],
+           code=_slip(FAST_PAIR_ROWS, "dx_pad[:, :, p:p + S * Ho:S, q:q + S * Wo:S] +=",
+                      "dx_pad[:, :, p:p + S * Ho:S, q:q + S * Wo:S] ="),
            fails=["test_conv_backward_fast_dx"]),
     Mutant("conv_backward_fast", "col2im ignores the stride",
-           replace=[("dx_pad[:, :, di:di + stride * H_out:stride, dj:dj + stride * W_out:stride]",
-                     "dx_pad[:, :, di:di + H_out, dj:dj + W_out]")],
+           code=_slip(FAST_PAIR_ROWS, "dx_pad[:, :, p:p + S * Ho:S, q:q + S * Wo:S]",
+                      "dx_pad[:, :, p:p + Ho, q:q + Wo]"),
+           fails=["test_conv_backward_fast_dx"]),
+    Mutant("conv_backward_fast", "col2im without cutting the padding off",
+           code=_slip(FAST_PAIR_ROWS, "return dx_pad[:, :, P:P + H, P:P + W], dw, db", "return dx_pad, dw, db"),
            fails=["test_conv_backward_fast_dx"]),
     Mutant("conv_backward_fast", "dw from the first image of the batch only",
-           replace=[("(dout_rows @ cols.transpose(0, 2, 1)).sum(axis=0)", "(dout_rows @ cols.transpose(0, 2, 1))[0]")],
+           code=_slip(FAST_PAIR_ADD_AT, 'dw = np.einsum("nfl,nkl->fk", G, cols)', 'dw = np.einsum("fl,kl->fk", G[0], cols[0])'),
            fails=["test_conv_backward_fast_dw"]),
-    Mutant("conv_backward_fast", "db summed over the positions only, the first image",
-           replace=[("db = dout_rows.sum(axis=(0, 2))", "db = dout_rows[0].sum(axis=1)")],
+    Mutant("conv_backward_fast", "db averaged over the batch and positions instead of summed",
+           code=_slip(FAST_PAIR_ROWS, "db = G.sum(axis=0)", "db = G.mean(axis=0)"),
            fails=["test_conv_backward_fast_db"]),
     # ------------------------------------------------------------------ max pooling
     Mutant("max_pool_forward", "steps by the window size instead of the stride",
            replace=[("windows[:, :, ::stride, ::stride]", "windows[:, :, ::PH, ::PW]")],
            fails=["test_max_pool_forward"]),
     Mutant("max_pool_backward", "routes the gradient to every entry of the window",
-           replace=[("routed = np.where(argmax == p * PW + q, dout, 0.0)", "routed = dout")],
+           code=_slip(POOL_PAIR, "dx[n, c, i * S + p, j * S + q] += dout[n, c, i, j]",
+                      "dx[n, c, i * S:i * S + PH, j * S:j * S + PW] += dout[n, c, i, j]"),
            fails=["test_max_pool_backward_dx"]),
-    Mutant("max_pool_backward", "gives the gradient to every tied maximum (x == max)", code='''
-def max_pool_backward(dout, cache):
-    x, pool_param, argmax = cache
-    PH, PW, S = pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
-    dx = np.zeros_like(x)
-    for i in range(dout.shape[2]):
-        for j in range(dout.shape[3]):
-            window = x[:, :, i * S:i * S + PH, j * S:j * S + PW]
-            mask = window == window.max(axis=(2, 3), keepdims=True)
-            dx[:, :, i * S:i * S + PH, j * S:j * S + PW] += mask * dout[:, :, i, j][:, :, None, None]
-    return dx
-''', fails=["test_max_pool_backward_dx"]),
+    Mutant("max_pool_backward", "gives the gradient to every tied maximum (x == max)",
+           code=_slip(POOL_PAIR, "                    p, q = np.unravel_index(np.argmax(win), win.shape)   # the first maximum\n"
+                                 "                    dx[n, c, i * S + p, j * S + q] += dout[n, c, i, j]",
+                      "                    dx[n, c, i * S:i * S + PH, j * S:j * S + PW] += (win == win.max()) * dout[n, c, i, j]"),
+           fails=["test_max_pool_backward_dx"]),
     Mutant("max_pool_backward", "overlapping windows overwrite each other's gradient (= not +=)",
-           replace=[("q:q + stride * W_out:stride] += routed", "q:q + stride * W_out:stride] = routed")],
+           code=_slip(POOL_PAIR, "dx[n, c, i * S + p, j * S + q] += dout[n, c, i, j]",
+                      "dx[n, c, i * S + p, j * S + q] = dout[n, c, i, j]"),
            fails=["test_max_pool_backward_dx"]),
     # ------------------------------------------------------------------ spatial batchnorm
     Mutant("spatial_batchnorm_forward", "reshapes (N, C, H, W) straight to (-1, C): channels and positions mixed",
@@ -98,181 +253,73 @@ def max_pool_backward(dout, cache):
                     ("out = out.reshape(N, H, W, C).transpose(0, 3, 1, 2)", "out = out.reshape(N, C, H, W)")],
            fails=["test_spatial_batchnorm_forward", "test_spatial_batchnorm_forward_test_mode",
                   "test_spatial_batchnorm_forward_running_stats"]),
-    Mutant("spatial_batchnorm_forward", "normalizes each image on its own (axes 2, 3: instance norm), not over the batch",
+    Mutant("spatial_batchnorm_backward", "normalizes each image on its own (axes 2, 3: instance norm), not over the batch",
            code='''
 def spatial_batchnorm_forward(x, gamma, beta, bn_param):
     N, C, H, W = x.shape
-    mean = x.mean(axis=(2, 3), keepdims=True)
+    mean = x.mean(axis=(2, 3), keepdims=True)                     # (N, C, 1, 1): per image
     var = x.var(axis=(2, 3), keepdims=True)
+    m = bn_param.get("momentum", 0.9)
+    bn_param["running_mean"] = m * bn_param.get("running_mean", np.zeros(C)) + (1 - m) * mean.mean(axis=(0, 2, 3))
+    bn_param["running_var"] = m * bn_param.get("running_var", np.ones(C)) + (1 - m) * var.mean(axis=(0, 2, 3))
     inv_std = 1.0 / np.sqrt(var + bn_param.get("eps", 1e-5))
     x_hat = (x - mean) * inv_std
-    out = gamma.reshape(1, C, 1, 1) * x_hat + beta.reshape(1, C, 1, 1)
-    rows = x_hat.transpose(0, 2, 3, 1).reshape(-1, C)
-    return out, (x.shape, (bn_param["mode"], rows, gamma, inv_std.mean(axis=(0, 2, 3)).ravel()))
-''', fails=["test_spatial_batchnorm_forward", "test_spatial_batchnorm_forward_test_mode"]),
+    return gamma[None, :, None, None] * x_hat + beta[None, :, None, None], (x_hat, gamma, inv_std)
+
+
+def spatial_batchnorm_backward(dout, cache):
+    x_hat, gamma, inv_std = cache
+    g = dout * gamma[None, :, None, None]
+    dx = (g - g.mean(axis=(2, 3), keepdims=True)
+          - x_hat * (g * x_hat).mean(axis=(2, 3), keepdims=True)) * inv_std
+    return dx, (dout * x_hat).sum(axis=(0, 2, 3)), dout.sum(axis=(0, 2, 3))
+''', fails=["test_spatial_batchnorm_forward", "test_spatial_batchnorm_forward_test_mode",
+           "test_spatial_batchnorm_forward_running_stats", "test_spatial_batchnorm_backward_dx"]),
     Mutant("spatial_batchnorm_forward", "test mode still normalizes with the batch statistics",
            replace=[("out, bn_cache = batchnorm_forward(rows, gamma, beta, bn_param)",
                      "bn_param['mode'] = 'train'\n    out, bn_cache = batchnorm_forward(rows, gamma, beta, bn_param)")],
            fails=["test_spatial_batchnorm_forward_test_mode"]),
-    Mutant("spatial_batchnorm_forward", "running variance with the unbiased (N*H*W - 1) batch variance",
-           code='''
-def spatial_batchnorm_forward(x, gamma, beta, bn_param):
-    N, C, H, W = x.shape
-    mode, eps = bn_param["mode"], bn_param.get("eps", 1e-5)
-    momentum = bn_param.get("momentum", 0.9)
-    rm = bn_param.get("running_mean", np.zeros(C))
-    rv = bn_param.get("running_var", np.ones(C))
-    if mode == "train":
-        mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))
-        M = N * H * W
-        bn_param["running_mean"] = momentum * rm + (1 - momentum) * mean
-        bn_param["running_var"] = momentum * rv + (1 - momentum) * var * M / (M - 1)
-    else:
-        mean, var = rm, rv
-    inv_std = 1.0 / np.sqrt(var + eps)
-    x_hat = (x - mean.reshape(1, C, 1, 1)) * inv_std.reshape(1, C, 1, 1)
-    out = gamma.reshape(1, C, 1, 1) * x_hat + beta.reshape(1, C, 1, 1)
-    return out, (x.shape, (mode, x_hat.transpose(0, 2, 3, 1).reshape(-1, C), gamma, inv_std))
-''', fails=["test_spatial_batchnorm_forward_running_stats"]),
+    Mutant("spatial_batchnorm_backward", "running variance with the unbiased (N*H*W - 1) batch variance, as PyTorch keeps it",
+           code=_slip(SBN_PAIR, "(1 - momentum) * var\n", "(1 - momentum) * var * (N * H * W) / (N * H * W - 1)\n"),
+           fails=["test_spatial_batchnorm_forward_running_stats"]),
+    Mutant("spatial_batchnorm_backward", "running mean with the momentum on the wrong side",
+           code=_slip(SBN_PAIR, "momentum * rm + (1 - momentum) * mean", "(1 - momentum) * rm + momentum * mean"),
+           fails=["test_spatial_batchnorm_forward_running_stats"]),
     Mutant("spatial_batchnorm_backward", "reshapes dout straight to (-1, C) in the backward pass",
            replace=[("rows = dout.transpose(0, 2, 3, 1).reshape(-1, C)", "rows = dout.reshape(-1, C)"),
                     ("dx = dx.reshape(N, H, W, C).transpose(0, 3, 1, 2)", "dx = dx.reshape(N, C, H, W)")],
            fails=["test_spatial_batchnorm_backward_dx", "test_spatial_batchnorm_backward_dgamma",
                   "test_spatial_batchnorm_backward_dbeta"]),
     Mutant("spatial_batchnorm_backward", "forgets the mean and variance terms (dx = gamma * dout / std)",
-           code='''
-def spatial_batchnorm_backward(dout, cache):
-    x_shape, (mode, x_hat, gamma, inv_std) = cache
-    N, C, H, W = x_shape
-    x_hat = x_hat.reshape(N, H, W, C).transpose(0, 3, 1, 2)
-    dx = dout * (gamma * inv_std).reshape(1, C, 1, 1)
-    return dx, (dout * x_hat).sum(axis=(0, 2, 3)), dout.sum(axis=(0, 2, 3))
-''', fails=["test_spatial_batchnorm_backward_dx"]),
+           code=_slip(SBN_PAIR, "    if mode == \"train\":\n        dx = (g", "    if False:\n        dx = (g"),
+           fails=["test_spatial_batchnorm_backward_dx"]),
+    Mutant("spatial_batchnorm_backward", "dgamma summed over the batch axis only",
+           code=_slip(SBN_PAIR, "dgamma = (dout * x_hat).sum(axis=(0, 2, 3))", "dgamma = (dout * x_hat).sum(axis=0).mean(axis=(1, 2))"),
+           fails=["test_spatial_batchnorm_backward_dgamma"]),
 ]
 
 RIGHT = [
-    Mutant("conv_forward", "all positions at once: sliding_window_view and einsum", code='''
-def conv_forward(x, w, b, conv_param):
-    S, P = conv_param["stride"], conv_param["pad"]
-    F, C, HH, WW = w.shape
-    x_pad = np.pad(x, ((0, 0), (0, 0), (P, P), (P, P)))
-    win = np.lib.stride_tricks.sliding_window_view(x_pad, (HH, WW), axis=(2, 3))[:, :, ::S, ::S]
-    out = np.einsum("ncijpq,fcpq->nfij", win, w) + b[None, :, None, None]
-    return out, (x, w, b, conv_param)
-'''),
-    Mutant("conv_backward", "scalar-style loops over batch, filters and positions", code='''
-def conv_backward(dout, cache):
-    x, w, b, conv_param = cache
-    S, P = conv_param["stride"], conv_param["pad"]
-    N, C, H, W = x.shape
-    F, _, HH, WW = w.shape
-    x_pad = np.pad(x, ((0, 0), (0, 0), (P, P), (P, P)))
-    dx_pad, dw, db = np.zeros_like(x_pad), np.zeros_like(w), np.zeros_like(b)
-    for n in range(N):
-        for f in range(F):
-            for i in range(dout.shape[2]):
-                for j in range(dout.shape[3]):
-                    g = dout[n, f, i, j]
-                    db[f] += g
-                    dw[f] += g * x_pad[n, :, i * S:i * S + HH, j * S:j * S + WW]
-                    dx_pad[n, :, i * S:i * S + HH, j * S:j * S + WW] += g * w[f]
-    return dx_pad[:, :, P:P + H, P:P + W], dw, db
-'''),
-    Mutant("conv_forward_fast", "im2col filled by a loop over the kernel offsets", code='''
-def conv_forward_fast(x, w, b, conv_param):
-    S, P = conv_param["stride"], conv_param["pad"]
-    N, C, H, W = x.shape
-    F, _, HH, WW = w.shape
-    Ho, Wo = 1 + (H + 2 * P - HH) // S, 1 + (W + 2 * P - WW) // S
-    x_pad = np.pad(x, ((0, 0), (0, 0), (P, P), (P, P)))
-    cols = np.empty((N, C, HH, WW, Ho, Wo))
-    for p in range(HH):
-        for q in range(WW):
-            cols[:, :, p, q] = x_pad[:, :, p:p + S * Ho:S, q:q + S * Wo:S]
-    cols = cols.reshape(N, C * HH * WW, Ho * Wo)
-    out = np.einsum("fk,nkl->nfl", w.reshape(F, -1), cols).reshape(N, F, Ho, Wo) + b[:, None, None]
-    return out, (cols, w, x.shape, conv_param)
-'''),
-    Mutant("conv_backward_fast", "col2im with fancy indices and np.add.at", code='''
-def conv_backward_fast(dout, cache):
-    cols, w, (N, C, H, W), conv_param = cache
-    S, P = conv_param["stride"], conv_param["pad"]
-    F, _, HH, WW = w.shape
-    Ho, Wo = dout.shape[2], dout.shape[3]
-    G = dout.reshape(N, F, Ho * Wo)
-    db = G.sum(axis=(0, 2))
-    dw = np.einsum("nfl,nkl->fk", G, cols).reshape(w.shape)
-    dcols = np.einsum("fk,nfl->nkl", w.reshape(F, -1), G)          # (N, C*HH*WW, Ho*Wo)
-    c, p, q = np.unravel_index(np.arange(C * HH * WW), (C, HH, WW))
-    i, j = np.unravel_index(np.arange(Ho * Wo), (Ho, Wo))
-    rows = p[:, None] + S * i[None, :]
-    colsidx = q[:, None] + S * j[None, :]
-    chan = np.broadcast_to(c[:, None], rows.shape)
-    dx_pad = np.zeros((N, C, H + 2 * P, W + 2 * P))
-    for n in range(N):
-        np.add.at(dx_pad[n], (chan, rows, colsidx), dcols[n])
-    return dx_pad[:, :, P:P + H, P:P + W], dw, db
-'''),
-    Mutant("max_pool_forward", "a loop over the output positions", code='''
-def max_pool_forward(x, pool_param):
-    PH, PW, S = pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
-    N, C, H, W = x.shape
-    Ho, Wo = 1 + (H - PH) // S, 1 + (W - PW) // S
-    out = np.empty((N, C, Ho, Wo))
-    argmax = np.empty((N, C, Ho, Wo), dtype=np.int64)
-    for i in range(Ho):
-        for j in range(Wo):
-            win = x[:, :, i * S:i * S + PH, j * S:j * S + PW].reshape(N, C, -1)
-            argmax[:, :, i, j] = win.argmax(axis=2)
-            out[:, :, i, j] = win.max(axis=2)
-    return out, (x, pool_param, argmax)
-'''),
-    Mutant("max_pool_backward", "loops over the windows, the first maximum found again from x", code='''
-def max_pool_backward(dout, cache):
-    x, pool_param, _ = cache
-    PH, PW, S = pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
-    N, C = x.shape[:2]
-    dx = np.zeros_like(x)
-    for n in range(N):
-        for c in range(C):
-            for i in range(dout.shape[2]):
-                for j in range(dout.shape[3]):
-                    win = x[n, c, i * S:i * S + PH, j * S:j * S + PW]
-                    p, q = np.unravel_index(np.argmax(win), win.shape)
-                    dx[n, c, i * S + p, j * S + q] += dout[n, c, i, j]
-    return dx
-'''),
-    Mutant("spatial_batchnorm_forward", "written out over axes (0, 2, 3), without batchnorm_forward", code='''
+    Mutant("conv_backward", "einsum over sliding windows forward, scalar-style loops backward (both in one cell)",
+           code=NAIVE_PAIR),
+    Mutant("conv_backward_fast", "one patch per row (N*H'*W', C*HH*WW), col2im by kernel offsets", code=FAST_PAIR_ROWS),
+    Mutant("conv_backward_fast", "columns filled by a loop over kernel offsets, col2im with np.add.at",
+           code=FAST_PAIR_ADD_AT),
+    Mutant("max_pool_backward", "loops over the windows, the first maximum found again from x", code=POOL_PAIR),
+    Mutant("spatial_batchnorm_backward", "written out over the axes (0, 2, 3), without the blocks", code=SBN_PAIR),
+    # the spatial pair hands batchnorm's cache from one to the other unopened
+    Mutant("spatial_batchnorm_forward", "np.moveaxis and an explicit (N*H*W, C) shape", code='''
 def spatial_batchnorm_forward(x, gamma, beta, bn_param):
     N, C, H, W = x.shape
-    mode, eps = bn_param["mode"], bn_param.get("eps", 1e-5)
-    momentum = bn_param.get("momentum", 0.9)
-    rm = bn_param.get("running_mean", np.zeros(C))
-    rv = bn_param.get("running_var", np.ones(C))
-    if mode == "train":
-        mean = x.mean(axis=(0, 2, 3))
-        var = ((x - mean[None, :, None, None]) ** 2).mean(axis=(0, 2, 3))
-        bn_param["running_mean"] = momentum * rm + (1 - momentum) * mean
-        bn_param["running_var"] = momentum * rv + (1 - momentum) * var
-    else:
-        mean, var = rm, rv
-    inv_std = 1.0 / np.sqrt(var + eps)
-    x_hat = (x - mean[None, :, None, None]) * inv_std[None, :, None, None]
-    out = gamma[None, :, None, None] * x_hat + beta[None, :, None, None]
-    return out, (x.shape, (mode, x_hat.transpose(0, 2, 3, 1).reshape(-1, C), gamma, inv_std))
+    rows = np.moveaxis(x, 1, -1).reshape(N * H * W, C)
+    out, bn_cache = batchnorm_forward(rows, gamma, beta, bn_param)
+    return np.moveaxis(out.reshape(N, H, W, C), -1, 1), ((N, C, H, W), bn_cache)
 '''),
-    Mutant("spatial_batchnorm_backward", "written out over axes (0, 2, 3), without batchnorm_backward", code='''
+    Mutant("spatial_batchnorm_backward", "np.moveaxis, and dbeta summed by hand with einsum", code='''
 def spatial_batchnorm_backward(dout, cache):
-    (N, C, H, W), (mode, rows, gamma, inv_std) = cache
-    x_hat = rows.reshape(N, H, W, C).transpose(0, 3, 1, 2)
-    dbeta = dout.sum(axis=(0, 2, 3))
-    dgamma = (dout * x_hat).sum(axis=(0, 2, 3))
-    g = dout * gamma[None, :, None, None]
-    if mode == "train":
-        dx = (g - g.mean(axis=(0, 2, 3), keepdims=True)
-              - x_hat * (g * x_hat).mean(axis=(0, 2, 3), keepdims=True)) * inv_std[None, :, None, None]
-    else:
-        dx = g * inv_std[None, :, None, None]
-    return dx, dgamma, dbeta
+    (N, C, H, W), bn_cache = cache
+    rows = np.moveaxis(dout, 1, -1).reshape(N * H * W, C)
+    dx_rows, dgamma, _ = batchnorm_backward(rows, bn_cache)
+    dbeta = np.einsum("nchw->c", dout)          # beta[c] is added at every (n, h, w)
+    return np.moveaxis(dx_rows.reshape(N, H, W, C), -1, 1), dgamma, dbeta
 '''),
 ]

@@ -102,6 +102,9 @@ def _child(rfd: int, wfd: int, job: dict) -> None:
     except (ValueError, OSError):
         pass
     os.chdir(job["workdir"])
+    # helper modules copied next to the notebook (an assignment's blocks.py) import as they
+    # do in Jupyter, where the notebook's folder is on the path
+    sys.path.insert(0, job["workdir"])
     # C-level writes to fds 1/2 go nowhere; Python-level output is captured per cell
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):   # the job pipe (0) and the result pipe (1) are not the student's

@@ -48,7 +48,8 @@ def register_layer(name: str, make_inputs: Callable[[np.random.Generator, bool],
                    torch_fn: Callable, arg_names: Sequence[str], grad_names: Sequence[str],
                    diff: Optional[Sequence[int]] = None, forward_extra: Sequence[str] = (),
                    hints: Optional[Dict[str, str]] = None, tol: float = 1e-9,
-                   backward: bool = True) -> None:
+                   backward: bool = True, describe: Optional[Callable[[dict], str]] = None,
+                   names: Optional[Sequence[str]] = None) -> None:
     """Register the checks of the layer ``name``.
 
     make_inputs(rng, hidden) -> {"args": [forward arguments...], "dout": upstream gradient}
@@ -57,21 +58,36 @@ def register_layer(name: str, make_inputs: Callable[[np.random.Generator, bool],
     grad_names names of the backward's results, e.g. ("dx", "dw", "db"), in the order returned
     diff       indices of the forward arguments the gradients are taken wrt (default 0..len-1)
     forward_extra  names of non-array forward arguments passed through (documentation only)
+    describe   optional describe(inputs) -> str, the case in words ("stride 2, pad 0, ..."),
+               added to every failure message so that a failing hidden case says what it was
+    names      optional (forward, backward) function names when they are not NAME_forward and
+               NAME_backward (e.g. ("conv_forward_fast", "conv_backward_fast"))
     """
     hints = hints or {}
     diff = list(range(len(grad_names))) if diff is None else list(diff)
-    fwd, bwd = f"{name}_forward", f"{name}_backward"
+    fwd, bwd = names if names is not None else (f"{name}_forward", f"{name}_backward")
 
     def probe_forward(fns, inp):
         out, _cache = call(fns[0], fwd, *inp["args"], returns=2)
         return {"out": out}
+
+    def described(judge):
+        if describe is None:
+            return judge
+
+        def judge_described(inp, outp):
+            try:
+                return judge(inp, outp)
+            except CheckFailed as exc:
+                raise CheckFailed(f"{exc} [inputs: {describe(inp)}]") from None
+        return judge_described
 
     def judge_forward(inp, outp):
         expected, _ = torch_grads(torch_fn, inp["args"], None, [])
         err = compare(f"{fwd}'s output", outp["out"], expected, tol=tol, hint=hints.get("out", ""))
         return f"output matches PyTorch (relative error {err:.1e} <= {tol:.0e})"
 
-    register(fwd, (fwd,), make_inputs, probe_forward, judge_forward,
+    register(fwd, (fwd,), make_inputs, probe_forward, described(judge_forward),
              doc=f"{fwd}: the output against PyTorch")
 
     if not backward:
@@ -93,5 +109,5 @@ def register_layer(name: str, make_inputs: Callable[[np.random.Generator, bool],
                           hint=hints.get(gname, ""), oracle="PyTorch autograd")
             return f"{gname} matches PyTorch autograd (relative error {err:.1e} <= {tol:.0e})"
 
-        register(f"{bwd}.{gname}", (fwd, bwd), make_inputs, probe_backward, judge_grad,
+        register(f"{bwd}.{gname}", (fwd, bwd), make_inputs, probe_backward, described(judge_grad),
                  doc=f"{bwd}: {gname} against PyTorch autograd")
