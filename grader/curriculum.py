@@ -54,7 +54,8 @@ GRADED: Dict[int, List[str]] = {
         "dlhw.nn.lstm:lstm_forward", "dlhw.nn.lstm:lstm_backward"],
     8: ["dlhw.nn.attention:attention_forward", "dlhw.nn.attention:attention_backward",
         "dlhw.nn.attention:multi_head_attention_forward", "dlhw.nn.attention:multi_head_attention_backward",
-        "dlhw.nn.attention:positional_encoding", "dlhw.nn.transformer:transformer_block_forward"],
+        "dlhw.nn.attention:positional_encoding", "dlhw.nn.transformer:transformer_block_forward",
+        "dlhw.nn.transformer:transformer_block_backward"],
     9: [],
 }
 
