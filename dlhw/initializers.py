@@ -129,7 +129,7 @@ def kaiming_normal(fan_in, fan_out, rng):
         raise ValueError("kaiming_normal: fan_in and fan_out must be integers >= 1; "
                          f"got fan_in={fan_in!r}, fan_out={fan_out!r}")
     ### BEGIN SOLUTION
-    std = np.sqrt(2.0 / fan_in)                  # gain sqrt(2) over the 1/sqrt(D) of Var = 1/D
+    std = np.sqrt(2.0) / np.sqrt(fan_in)         # gain sqrt(2) over the 1/sqrt(D) of Var = 1/D
     w = rng.normal(0.0, std, size=(fan_in, fan_out))
     ### END SOLUTION
     return w
