@@ -210,7 +210,10 @@ def _run_probe(chk: Check, fns: tuple, inputs: dict) -> dict:
         if frames:
             f = frames[-1]
             where = f" (in {f.name}, line {f.lineno}: {(f.line or '').strip()[:80]})"
-        return {"__error__": f"{chk.functions[0] if chk.functions else chk.name} raised "
+        # the graded function that was running (a backward's crash is not its forward's)
+        culprit = next((f.name for f in reversed(frames) if f.name in chk.functions),
+                       chk.functions[0] if chk.functions else chk.name)
+        return {"__error__": f"{culprit} raised "
                              f"{type(exc).__name__}: {str(exc)[:300]}{where}", "__kind__": "crash"}
 
 

@@ -1,0 +1,576 @@
+"""Checks of assignment 07: recurrent networks (RNN, LSTM, backpropagation through time, clipping).
+
+Oracles, all in float64: ``torch.nn.RNNCell`` / ``torch.nn.RNN`` (tanh) and ``torch.nn.LSTMCell``
+/ ``torch.nn.LSTM`` with the student's weights copied in, gradients from ``torch.autograd``,
+and ``torch.nn.utils.clip_grad_norm_`` for clipping. PyTorch computes ``x W^T``, so the weights
+go in transposed; it stacks the LSTM gates i, f, g, o where the graded API stacks i, f, o, g, so
+the last two H-blocks are swapped on the way in and on the way back (the swap is its own
+inverse); its second bias (``bias_hh``) is set to zero.
+
+Tolerance: 1e-9 of the largest entry of each array (``compare`` is normwise). Every quantity is
+a short chain of float64 sums and products, so a correct implementation that merely orders its
+sums differently stays below 1e-13; a slip in a derivative, a missing term or a step off by one
+lands far above.
+
+Visible checks use one small fixed case. Hidden checks (``hidden=True``) run several cases in one
+go, with fresh sizes and seeds: a batch of one, a hidden size H = 1, sequences of length T = 1,
+longer sequences (T of 20 to 30), an upstream gradient that reaches only the last step (the
+classifier setting: everything earlier must come through the recurrence), larger weights that
+push the units towards saturation; for clipping, all-zero gradients, a single array, and arrays
+each below max_norm whose joint norm is above it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from dlhw.checks.core import CheckFailed, call, compare, fail, register
+
+
+def _torch():
+    import torch
+    return torch
+
+
+def _ri(rng, low, high):
+    return int(rng.integers(low, high + 1))
+
+
+def _copy(v):
+    return v.copy() if isinstance(v, np.ndarray) else v
+
+
+def _out(what, v):
+    """A student's result as something the judge can receive (numeric arrays, None)."""
+    if v is None:
+        return None
+    try:
+        a = np.asarray(v)
+    except Exception:
+        raise CheckFailed(f"{what} should be a numpy array; got {type(v).__name__}") from None
+    if a.dtype.kind not in "biuf":
+        raise CheckFailed(f"{what} should be a numeric numpy array; got {type(v).__name__} of dtype {a.dtype}")
+    return a
+
+
+def _cases_of(inp):
+    return inp["cases"]
+
+
+def _where(inp, k):
+    cases = inp["cases"]
+    return "" if len(cases) == 1 else f" [case {k + 1} of {len(cases)}: {cases[k]['what']}]"
+
+
+def _perm(H):
+    """Indices that turn i, f, o, g blocks into i, f, g, o blocks (and back)."""
+    return np.r_[0:2 * H, 3 * H:4 * H, 2 * H:3 * H]
+
+
+def _copy_weights(module, Wx, Wh, b, perm=None, suffix=""):
+    torch = _torch()
+    if perm is not None:
+        Wx, Wh, b = Wx[:, perm], Wh[:, perm], b[perm]
+    with torch.no_grad():
+        getattr(module, "weight_ih" + suffix).copy_(torch.tensor(Wx.T))
+        getattr(module, "weight_hh" + suffix).copy_(torch.tensor(Wh.T))
+        getattr(module, "bias_ih" + suffix).copy_(torch.tensor(b))
+        getattr(module, "bias_hh" + suffix).zero_()
+
+
+def _weight_grads(module, perm=None, suffix=""):
+    gx = getattr(module, "weight_ih" + suffix).grad.numpy().T
+    gh = getattr(module, "weight_hh" + suffix).grad.numpy().T
+    gb = getattr(module, "bias_ih" + suffix).grad.numpy()
+    if perm is not None:
+        gx, gh, gb = gx[:, perm], gh[:, perm], gb[perm]
+    return gx, gh, gb
+
+
+# =========================================================================== oracles
+def _rnn_step_oracle(case):
+    torch = _torch()
+    x, prev_h, Wx, Wh, b = case["args"]
+    cell = torch.nn.RNNCell(Wx.shape[0], Wh.shape[0], nonlinearity="tanh").double()
+    _copy_weights(cell, Wx, Wh, b)
+    xt = torch.tensor(x, requires_grad=True)
+    ht = torch.tensor(prev_h, requires_grad=True)
+    out = cell(xt, ht)
+    out.backward(torch.tensor(case["dnext_h"]))
+    dWx, dWh, db = _weight_grads(cell)
+    return {"next_h": out.detach().numpy(), "dx": xt.grad.numpy(), "dprev_h": ht.grad.numpy(),
+            "dWx": dWx, "dWh": dWh, "db": db}
+
+
+def _rnn_seq_oracle(case):
+    torch = _torch()
+    x, h0, Wx, Wh, b = case["args"]
+    rnn = torch.nn.RNN(Wx.shape[0], Wh.shape[0], nonlinearity="tanh", batch_first=True).double()
+    _copy_weights(rnn, Wx, Wh, b, suffix="_l0")
+    xt = torch.tensor(x, requires_grad=True)
+    h0t = torch.tensor(h0[None], requires_grad=True)
+    h, _ = rnn(xt, h0t)
+    h.backward(torch.tensor(case["dh"]))
+    dWx, dWh, db = _weight_grads(rnn, suffix="_l0")
+    return {"h": h.detach().numpy(), "dx": xt.grad.numpy(), "dh0": h0t.grad[0].numpy(),
+            "dWx": dWx, "dWh": dWh, "db": db}
+
+
+def _lstm_step_oracle(case):
+    torch = _torch()
+    x, prev_h, prev_c, Wx, Wh, b = case["args"]
+    H = Wh.shape[0]
+    p = _perm(H)
+    cell = torch.nn.LSTMCell(Wx.shape[0], H).double()
+    _copy_weights(cell, Wx, Wh, b, perm=p)
+    xt, ht, ct = (torch.tensor(a, requires_grad=True) for a in (x, prev_h, prev_c))
+    next_h, next_c = cell(xt, (ht, ct))
+    torch.autograd.backward([next_h, next_c], [torch.tensor(case["dnext_h"]), torch.tensor(case["dnext_c"])])
+    dWx, dWh, db = _weight_grads(cell, perm=p)
+    return {"next_h": next_h.detach().numpy(), "next_c": next_c.detach().numpy(), "dx": xt.grad.numpy(),
+            "dprev_h": ht.grad.numpy(), "dprev_c": ct.grad.numpy(), "dWx": dWx, "dWh": dWh, "db": db}
+
+
+def _lstm_seq_oracle(case):
+    torch = _torch()
+    x, h0, Wx, Wh, b = case["args"]
+    H = Wh.shape[0]
+    p = _perm(H)
+    lstm = torch.nn.LSTM(Wx.shape[0], H, batch_first=True).double()
+    _copy_weights(lstm, Wx, Wh, b, perm=p, suffix="_l0")
+    xt = torch.tensor(x, requires_grad=True)
+    h0t = torch.tensor(h0[None], requires_grad=True)
+    h, _ = lstm(xt, (h0t, torch.zeros_like(h0t)))          # the graded API starts from c0 = 0
+    h.backward(torch.tensor(case["dh"]))
+    dWx, dWh, db = _weight_grads(lstm, perm=p, suffix="_l0")
+    return {"h": h.detach().numpy(), "dx": xt.grad.numpy(), "dh0": h0t.grad[0].numpy(),
+            "dWx": dWx, "dWh": dWh, "db": db}
+
+
+# =========================================================================== inputs
+def _weights(rng, D, H, G, scale):
+    """Wx (D, G), Wh (H, G), b (G,) with pre-activations of order `scale` for unit inputs."""
+    return (rng.standard_normal((D, G)) * scale / np.sqrt(D),
+            rng.standard_normal((H, G)) * scale / np.sqrt(H),
+            rng.standard_normal(G) * 0.5 * scale)
+
+
+def _step_case(rng, N, D, H, lstm, scale=1.0, what=""):
+    G = 4 * H if lstm else H
+    x = rng.standard_normal((N, D))
+    prev_h = np.tanh(rng.standard_normal((N, H)) * 1.5)
+    Wx, Wh, b = _weights(rng, D, H, G, scale)
+    case = {"what": what or f"N={N}, D={D}, H={H}", "dnext_h": rng.standard_normal((N, H))}
+    if lstm:
+        prev_c = rng.standard_normal((N, H)) * 1.5
+        case["args"] = [x, prev_h, prev_c, Wx, Wh, b]
+        case["dnext_c"] = rng.standard_normal((N, H))
+    else:
+        case["args"] = [x, prev_h, Wx, Wh, b]
+    return case
+
+
+def _step_inputs(lstm):
+    def inputs(rng, hidden):
+        if not hidden:
+            return {"cases": [_step_case(rng, 3, 4, 5, lstm)]}
+        N, D = _ri(rng, 2, 4), _ri(rng, 1, 3)
+        cases = [_step_case(rng, N, D, 1, lstm, what=f"hidden size one: N={N}, D={D}, H=1")]
+        D, H = _ri(rng, 2, 6), _ri(rng, 2, 6)
+        cases.append(_step_case(rng, 1, D, H, lstm, what=f"a batch of one: N=1, D={D}, H={H}"))
+        N, D, H = _ri(rng, 4, 7), _ri(rng, 5, 9), _ri(rng, 6, 10)
+        cases.append(_step_case(rng, N, D, H, lstm, scale=3.0,
+                                what=f"N={N}, D={D}, H={H}, large weights (units near saturation)"))
+        return {"cases": cases}
+    return inputs
+
+
+def _seq_case(rng, N, T, D, H, lstm, last_only=False, what=""):
+    G = 4 * H if lstm else H
+    x = rng.standard_normal((N, T, D))
+    h0 = np.tanh(rng.standard_normal((N, H)) * 1.5)
+    # recurrent weights of gain ~0.9: over 30 steps the gradient neither vanishes nor explodes
+    Wx = rng.standard_normal((D, G)) / np.sqrt(D)
+    Wh = rng.standard_normal((H, G)) * 0.9 / np.sqrt(H)
+    b = rng.standard_normal(G) * 0.5
+    dh = rng.standard_normal((N, T, H))
+    if last_only:
+        dh[:, :-1] = 0.0
+    desc = f"N={N}, T={T}, D={D}, H={H}" + (", dh nonzero only at the last step" if last_only else "")
+    return {"what": what or desc, "args": [x, h0, Wx, Wh, b], "dh": dh}
+
+
+def _seq_inputs(lstm):
+    def inputs(rng, hidden):
+        if not hidden:
+            return {"cases": [_seq_case(rng, 3, 5, 4, 5, lstm)]}
+        return {"cases": [
+            _seq_case(rng, _ri(rng, 2, 4), 1, _ri(rng, 2, 4), _ri(rng, 2, 5), lstm),               # T = 1
+            _seq_case(rng, _ri(rng, 2, 3), _ri(rng, 4, 7), _ri(rng, 1, 3), 1, lstm),               # H = 1
+            _seq_case(rng, _ri(rng, 1, 3), _ri(rng, 20, 30), _ri(rng, 2, 4), _ri(rng, 3, 6), lstm),  # long
+            _seq_case(rng, _ri(rng, 2, 4), _ri(rng, 6, 10), _ri(rng, 2, 4), _ri(rng, 2, 5), lstm,
+                      last_only=True),
+        ]}
+    return inputs
+
+
+# =========================================================================== RNN: one step
+RNN_STEP_HINTS = {
+    "next_h": "next_h = tanh(x @ Wx + prev_h @ Wh + b), with b broadcast over the rows",
+    "dx": "da = dnext_h * (1 - next_h**2) is the gradient of the pre-activation (tanh' = 1 - tanh^2, "
+          "not (1 - tanh)^2); dx = da @ Wx.T",
+    "dprev_h": "dprev_h = da @ Wh.T with da = dnext_h * (1 - next_h**2)",
+    "dWx": "dWx = x.T @ da with da = dnext_h * (1 - next_h**2)",
+    "dWh": "dWh = prev_h.T @ da: the state that entered the step, not next_h",
+    "db": "db = da summed over the batch (axis 0), da = dnext_h * (1 - next_h**2)",
+}
+
+
+def _rnn_step_forward_probe(fns, inp):
+    outs = {}
+    for k, case in enumerate(_cases_of(inp)):
+        next_h, _cache = call(fns[0], "rnn_step_forward", *[_copy(a) for a in case["args"]], returns=2)
+        outs[f"c{k}"] = {"next_h": _out("next_h", next_h)}
+    return outs
+
+
+def _rnn_step_forward_judge(inp, out):
+    worst = 0.0
+    for k, case in enumerate(_cases_of(inp)):
+        e = _rnn_step_oracle(case)
+        worst = max(worst, compare("next_h from rnn_step_forward" + _where(inp, k), out[f"c{k}"]["next_h"],
+                                   e["next_h"], hint=RNN_STEP_HINTS["next_h"]))
+    return f"next_h matches torch.nn.RNNCell (relative error {worst:.1e} <= 1e-09)"
+
+
+register("rnn_step_forward", ("rnn_step_forward",), _step_inputs(False), _rnn_step_forward_probe,
+         _rnn_step_forward_judge, doc="rnn_step_forward: next_h against torch.nn.RNNCell")
+
+RNN_STEP_GRADS = ("dx", "dprev_h", "dWx", "dWh", "db")
+
+
+def _rnn_step_backward_probe(fns, inp):
+    outs = {}
+    for k, case in enumerate(_cases_of(inp)):
+        _h, cache = call(fns[0], "rnn_step_forward", *[_copy(a) for a in case["args"]], returns=2)
+        grads = call(fns[1], "rnn_step_backward", case["dnext_h"].copy(), cache, returns=5)
+        outs[f"c{k}"] = {g: _out(g, v) for g, v in zip(RNN_STEP_GRADS, grads)}
+    return outs
+
+
+def _grad_judge(fname, oracle, names, hints, oracle_name):
+    def judge(inp, out):
+        worst = 0.0
+        for k, case in enumerate(_cases_of(inp)):
+            e = oracle(case)
+            for g in names:
+                worst = max(worst, compare(f"{g} from {fname}" + _where(inp, k), out[f"c{k}"][g], e[g],
+                                           hint=hints[g], oracle=f"{oracle_name} autograd"))
+        return (f"{', '.join(names)} match{'es' if len(names) == 1 else ''} {oracle_name} autograd "
+                f"(relative error {worst:.1e} <= 1e-09)")
+    return judge
+
+
+for _g in RNN_STEP_GRADS:
+    register(f"rnn_step_backward.{_g}", ("rnn_step_forward", "rnn_step_backward"), _step_inputs(False),
+             _rnn_step_backward_probe,
+             _grad_judge("rnn_step_backward", _rnn_step_oracle, (_g,), RNN_STEP_HINTS, "torch.nn.RNNCell"),
+             doc=f"rnn_step_backward: {_g} against torch.nn.RNNCell autograd")
+
+
+# =========================================================================== RNN: a sequence
+RNN_SEQ_HINTS = {
+    "h": "h[:, t] = tanh(x[:, t] @ Wx + h_prev @ Wh + b) with h_prev = h0 for t = 0 and h[:, t-1] after; "
+         "h holds h_1 ... h_T (not h0)",
+    "dx": "run the steps backwards; the gradient reaching h_t is dh[:, t] PLUS the dprev_h that step t+1 "
+          "sent back; then da_t = that sum * (1 - h_t**2) and dx[:, t] = da_t @ Wx.T",
+    "dh0": "dh0 is the dprev_h that the first step (t = 0) sends back, after the whole backward loop",
+    "dWx": "dWx is a sum over all steps of x_t.T @ da_t (the weights are shared by every step)",
+    "dWh": "dWh is a sum over all steps of h_{t-1}.T @ da_t: step t's input state, h0 for t = 0",
+    "db": "db is a sum over all steps and the batch of da_t",
+}
+
+
+def _rnn_forward_probe(fns, inp):
+    outs = {}
+    for k, case in enumerate(_cases_of(inp)):
+        h, _cache = call(fns[0], "rnn_forward", *[_copy(a) for a in case["args"]], returns=2)
+        outs[f"c{k}"] = {"h": _out("h", h)}
+    return outs
+
+
+def _seq_forward_judge(fname, oracle, oracle_name, hints):
+    def judge(inp, out):
+        worst = 0.0
+        for k, case in enumerate(_cases_of(inp)):
+            worst = max(worst, compare(f"h from {fname}" + _where(inp, k), out[f"c{k}"]["h"], oracle(case)["h"],
+                                       hint=hints["h"]))
+        return f"h matches {oracle_name} (relative error {worst:.1e} <= 1e-09)"
+    return judge
+
+
+register("rnn_forward", ("rnn_forward",), _seq_inputs(False), _rnn_forward_probe,
+         _seq_forward_judge("rnn_forward", _rnn_seq_oracle, "torch.nn.RNN", RNN_SEQ_HINTS),
+         doc="rnn_forward: h against torch.nn.RNN")
+
+SEQ_GRADS = ("dx", "dh0", "dWx", "dWh", "db")
+
+
+def _seq_backward_probe(fwd, bwd):
+    def probe(fns, inp):
+        outs = {}
+        for k, case in enumerate(_cases_of(inp)):
+            _h, cache = call(fns[0], fwd, *[_copy(a) for a in case["args"]], returns=2)
+            grads = call(fns[1], bwd, case["dh"].copy(), cache, returns=5)
+            outs[f"c{k}"] = {g: _out(g, v) for g, v in zip(SEQ_GRADS, grads)}
+        return outs
+    return probe
+
+
+_SEQ_GROUPS = {"dx": ("dx",), "dh0": ("dh0",), "dparams": ("dWx", "dWh", "db")}
+
+for _name, _gs in _SEQ_GROUPS.items():
+    register(f"rnn_backward.{_name}", ("rnn_forward", "rnn_backward"), _seq_inputs(False),
+             _seq_backward_probe("rnn_forward", "rnn_backward"),
+             _grad_judge("rnn_backward", _rnn_seq_oracle, _gs, RNN_SEQ_HINTS, "torch.nn.RNN"),
+             doc=f"rnn_backward: {', '.join(_gs)} against torch.nn.RNN autograd")
+
+
+# =========================================================================== clipping
+def _clip_case(rng, shapes, ratio, what, zero=False):
+    """Gradients of the given shapes whose joint norm is ``ratio`` times max_norm."""
+    grads = [np.zeros(s) if zero else rng.standard_normal(s) * rng.uniform(0.5, 2.0) for s in shapes]
+    total = float(np.sqrt(sum(np.sum(g * g) for g in grads)))
+    max_norm = float(rng.uniform(0.5, 5.0)) if zero else total / ratio
+    return {"what": what, "grads": grads, "max_norm": max_norm}
+
+
+def _clip_inputs(above):
+    def inputs(rng, hidden):
+        if above:
+            # unit entries against max_norm = 1: clipping by value would change the entries
+            # above 1 only; clipping each array by its own norm gives each norm 1
+            if not hidden:
+                grads = [rng.standard_normal((4, 5)), rng.standard_normal(5), rng.standard_normal((3, 2, 2))]
+                return {"cases": [{"what": "three arrays", "grads": grads, "max_norm": 1.0}]}
+            # each array's own norm is below max_norm (0.6 to 0.8 times it), their joint norm
+            # above it (1.2 to 1.6 times): clipping each array by its own norm changes nothing
+            max_norm = float(rng.uniform(0.5, 5.0))
+            grads = []
+            for _ in range(4):
+                g = rng.standard_normal((_ri(rng, 2, 5), _ri(rng, 2, 5)))
+                grads.append(g * (float(rng.uniform(0.6, 0.8)) * max_norm / np.linalg.norm(g)))
+            small = {"what": "four arrays, each below max_norm, jointly above it", "grads": grads,
+                     "max_norm": max_norm}
+            return {"cases": [
+                _clip_case(rng, [(_ri(rng, 3, 8), _ri(rng, 2, 6))], float(rng.uniform(1.5, 40.0)), "one array"),
+                small,
+                _clip_case(rng, [(3,), (2, 3, 4), (1,)], 1000.0, "three arrays 1000 times over max_norm"),
+            ]}
+        if not hidden:
+            grads = [rng.standard_normal((4, 5)) * 0.3, rng.standard_normal(5) * 0.3]
+            return {"cases": [{"what": "two arrays", "grads": grads, "max_norm": 5.0}]}
+        return {"cases": [
+            _clip_case(rng, [(_ri(rng, 2, 6), _ri(rng, 2, 6)), (_ri(rng, 2, 6),)], float(rng.uniform(0.2, 0.9)),
+                       "two arrays below max_norm"),
+            _clip_case(rng, [(3, 4), (4,)], 1.0, "all-zero gradients (norm 0)", zero=True),
+            _clip_case(rng, [(_ri(rng, 2, 9),)], 0.999, "one array just below max_norm"),
+        ]}
+    return inputs
+
+
+def _clip_probe(fns, inp):
+    outs = {}
+    for k, case in enumerate(_cases_of(inp)):
+        grads = [g.copy() for g in case["grads"]]
+        res = call(fns[0], "clip_grad_norm", grads, case["max_norm"], returns=2)
+        clipped, total = res
+        if not isinstance(clipped, (list, tuple)):
+            raise CheckFailed(f"clip_grad_norm must return (list of arrays, total_norm); its first value is a "
+                              f"{type(clipped).__name__}")
+        if len(clipped) != len(grads):
+            raise CheckFailed(f"clip_grad_norm returned {len(clipped)} clipped arrays for {len(grads)} gradients")
+        outs[f"c{k}"] = {"clipped": {str(j): _out(f"clipped[{j}]", c) for j, c in enumerate(clipped)},
+                         "total_norm": _out("total_norm", total)}
+    return outs
+
+
+def _clip_oracle(case):
+    """(exact clipping, torch.nn.utils.clip_grad_norm_'s clipping, joint norm)."""
+    torch = _torch()
+    ts = [torch.tensor(g) for g in case["grads"]]
+    total = float(torch.linalg.vector_norm(torch.cat([t.reshape(-1) for t in ts])))
+    scale = case["max_norm"] / total if total > case["max_norm"] else 1.0
+    exact = [g * scale for g in case["grads"]]
+    params = [torch.zeros_like(t, requires_grad=True) for t in ts]
+    for p, t in zip(params, ts):
+        p.grad = t.clone()
+    torch.nn.utils.clip_grad_norm_(params, case["max_norm"])
+    return exact, [p.grad.numpy() for p in params], total
+
+
+def _clip_judge(above):
+    hint = ("the norm is taken over ALL entries of ALL arrays together (sqrt of the sum of every squared "
+            "entry), and every array is multiplied by the same factor max_norm / total_norm"
+            if above else
+            "below max_norm nothing changes: the factor is min(1, max_norm / total_norm); mind total_norm = 0")
+
+    def judge(inp, out):
+        worst = 0.0
+        for k, case in enumerate(_cases_of(inp)):
+            where = _where(inp, k)
+            exact, theirs, total = _clip_oracle(case)
+            o = out[f"c{k}"]
+            compare(f"total_norm from clip_grad_norm{where}", o["total_norm"], np.float64(total),
+                    hint="total_norm is the joint L2 norm of all gradients BEFORE clipping")
+            for j, (e, t) in enumerate(zip(exact, theirs)):
+                got = o["clipped"].get(str(j))
+                try:
+                    err = compare(f"clipped[{j}] from clip_grad_norm{where}", got, e, hint=hint, oracle="expected")
+                except CheckFailed as exc:
+                    # PyTorch's convention max_norm / (total_norm + 1e-6) is accepted as well
+                    try:
+                        err = compare(f"clipped[{j}]", got, t, oracle="PyTorch")
+                    except CheckFailed:
+                        raise exc from None
+                worst = max(worst, err)
+        return (f"the clipped gradients and total_norm match torch.nn.utils.clip_grad_norm_ "
+                f"(relative error {worst:.1e} <= 1e-09)")
+    return judge
+
+
+register("clip_grad_norm.above", ("clip_grad_norm",), _clip_inputs(True), _clip_probe, _clip_judge(True),
+         doc="clip_grad_norm: gradients above max_norm scaled down together")
+register("clip_grad_norm.below", ("clip_grad_norm",), _clip_inputs(False), _clip_probe, _clip_judge(False),
+         doc="clip_grad_norm: gradients below max_norm left unchanged")
+
+
+# =========================================================================== LSTM: one step
+LSTM_STEP_HINTS = {
+    "next_h": "next_h = o * tanh(next_c); gates from a = x @ Wx + prev_h @ Wh + b split into four H-wide "
+              "blocks in the order i, f, o, g (sigmoid for i, f, o; tanh for g)",
+    "next_c": "next_c = f * prev_c + i * g, with the gate blocks in the order i, f, o, g "
+              "(PyTorch uses i, f, g, o: do not follow it here)",
+    "dx": "the cell receives dc = dnext_c + dnext_h * o * (1 - tanh(next_c)**2); the g block's "
+          "pre-activation gradient is dc * i * (1 - g**2) (not (1 - g)**2); dx = da @ Wx.T",
+    "dprev_h": "dprev_h = da @ Wh.T, da the (N, 4H) gradient of the pre-activations in the order i, f, o, g",
+    "dprev_c": "dprev_c = f * dc with dc = dnext_c + dnext_h * o * (1 - tanh(next_c)**2): the forget gate "
+               "scales what flows back to the previous cell",
+    "dWx": "dWx = x.T @ da, da the (N, 4H) gradient of the pre-activations, blocks i, f, o, g",
+    "dWh": "dWh = prev_h.T @ da, da the (N, 4H) gradient of the pre-activations",
+    "db": "db = da summed over the batch; sigmoid' = s (1 - s), tanh' = 1 - tanh^2",
+}
+LSTM_STEP_GRADS = ("dx", "dprev_h", "dprev_c", "dWx", "dWh", "db")
+
+
+def _lstm_step_forward_probe(fns, inp):
+    outs = {}
+    for k, case in enumerate(_cases_of(inp)):
+        next_h, next_c, _cache = call(fns[0], "lstm_step_forward", *[_copy(a) for a in case["args"]], returns=3)
+        outs[f"c{k}"] = {"next_h": _out("next_h", next_h), "next_c": _out("next_c", next_c)}
+    return outs
+
+
+def _lstm_step_forward_judge(name):
+    def judge(inp, out):
+        worst = 0.0
+        for k, case in enumerate(_cases_of(inp)):
+            worst = max(worst, compare(f"{name} from lstm_step_forward" + _where(inp, k), out[f"c{k}"][name],
+                                       _lstm_step_oracle(case)[name], hint=LSTM_STEP_HINTS[name]))
+        return f"{name} matches torch.nn.LSTMCell, gates permuted (relative error {worst:.1e} <= 1e-09)"
+    return judge
+
+
+for _name in ("next_h", "next_c"):
+    register(f"lstm_step_forward.{_name}", ("lstm_step_forward",), _step_inputs(True), _lstm_step_forward_probe,
+             _lstm_step_forward_judge(_name), doc=f"lstm_step_forward: {_name} against torch.nn.LSTMCell")
+
+
+def _lstm_step_backward_probe(fns, inp):
+    outs = {}
+    for k, case in enumerate(_cases_of(inp)):
+        _h, _c, cache = call(fns[0], "lstm_step_forward", *[_copy(a) for a in case["args"]], returns=3)
+        dnext_h, dnext_c = case["dnext_h"].copy(), case["dnext_c"].copy()
+        grads = call(fns[1], "lstm_step_backward", dnext_h, dnext_c, cache, returns=6)
+        o = {g: _out(g, v) for g, v in zip(LSTM_STEP_GRADS, grads)}
+        o = {g: (v.copy() if isinstance(v, np.ndarray) else v) for g, v in o.items()}
+        # what the caller's arrays hold after the call, and a second call on the same cache
+        o["dnext_h_after"], o["dnext_c_after"] = dnext_h, dnext_c
+        again = call(fns[1], "lstm_step_backward", case["dnext_h"].copy(), case["dnext_c"].copy(), cache,
+                     returns=6)
+        o["again"] = {g: _out(g, v) for g, v in zip(LSTM_STEP_GRADS, again)}
+        outs[f"c{k}"] = o
+    return outs
+
+
+for _g in LSTM_STEP_GRADS:
+    register(f"lstm_step_backward.{_g}", ("lstm_step_forward", "lstm_step_backward"), _step_inputs(True),
+             _lstm_step_backward_probe,
+             _grad_judge("lstm_step_backward", _lstm_step_oracle, (_g,), LSTM_STEP_HINTS, "torch.nn.LSTMCell"),
+             doc=f"lstm_step_backward: {_g} against torch.nn.LSTMCell autograd")
+
+
+def _lstm_side_effects_judge(inp, out):
+    # Only the side effects are judged here (the values have their own checks), on results of
+    # the right shapes, so that one slip in a formula does not cost these points too.
+    for k, case in enumerate(_cases_of(inp)):
+        where = _where(inp, k)
+        o = out[f"c{k}"]
+        for name in ("dnext_h", "dnext_c"):
+            after = np.asarray(o[f"{name}_after"])
+            if after.shape != case[name].shape or not np.array_equal(after, case[name]):
+                diff = float(np.max(np.abs(after - case[name]))) if after.shape == case[name].shape else float("nan")
+                fail(f"lstm_step_backward changed the caller's {name} in place{where} (largest change {diff:.3g}): "
+                     f"a statement like `{name} += ...` adds into the array you were given, so the caller's "
+                     f"gradient is silently corrupted. Hint: use a new variable, e.g. "
+                     f"dc = dnext_c + dnext_h * o * (1 - tanh(next_c)**2)")
+        x, prev_h, prev_c, Wx, Wh, b = case["args"]
+        shapes = {"dx": x.shape, "dprev_h": prev_h.shape, "dprev_c": prev_c.shape, "dWx": Wx.shape,
+                  "dWh": Wh.shape, "db": b.shape}
+        for g in LSTM_STEP_GRADS:
+            first, second = o[g], o["again"][g]
+            if first is None or np.shape(first) != shapes[g]:
+                fail(f"{g} from lstm_step_backward{where} has shape {np.shape(first)}; expected {shapes[g]}")
+            if second is None or np.shape(second) != shapes[g] or not np.array_equal(
+                    np.asarray(first), np.asarray(second), equal_nan=True):
+                fail(f"a second call of lstm_step_backward with the same arguments gave another {g}{where}: "
+                     f"the backward pass must not change its cache (or anything else it is given). "
+                     f"Hint: compute into new arrays instead of updating the cached ones in place")
+    return "dnext_h, dnext_c and the cache are left as they were: a second call gives the same gradients"
+
+
+register("lstm_step_backward.side_effects", ("lstm_step_forward", "lstm_step_backward"), _step_inputs(True),
+         _lstm_step_backward_probe, _lstm_side_effects_judge,
+         doc="lstm_step_backward: leaves dnext_h, dnext_c and its cache unchanged")
+
+
+# =========================================================================== LSTM: a sequence
+LSTM_SEQ_HINTS = {
+    "h": "start from h0 and c0 = 0 (zeros, not h0) and apply the step T times; h holds h_1 ... h_T; "
+         "gates in the order i, f, o, g",
+    "dx": "run the steps backwards carrying two gradients: dnext_h (dh[:, t] PLUS what step t+1 sent back "
+          "to h_t) and dnext_c (what step t+1 sent back to c_t, i.e. f_{t+1} * dc_{t+1})",
+    "dh0": "dh0 is the dprev_h of the first step (t = 0), after the whole backward loop",
+    "dWx": "dWx is a sum over all steps of x_t.T @ da_t (shared weights)",
+    "dWh": "dWh is a sum over all steps of h_{t-1}.T @ da_t, with h_{-1} = h0",
+    "db": "db is a sum over all steps and the batch of da_t",
+}
+
+
+def _lstm_forward_probe(fns, inp):
+    outs = {}
+    for k, case in enumerate(_cases_of(inp)):
+        h, _cache = call(fns[0], "lstm_forward", *[_copy(a) for a in case["args"]], returns=2)
+        outs[f"c{k}"] = {"h": _out("h", h)}
+    return outs
+
+
+register("lstm_forward", ("lstm_forward",), _seq_inputs(True), _lstm_forward_probe,
+         _seq_forward_judge("lstm_forward", _lstm_seq_oracle, "torch.nn.LSTM (gates permuted, c0 = 0)",
+                            LSTM_SEQ_HINTS),
+         doc="lstm_forward: h against torch.nn.LSTM")
+
+for _name, _gs in _SEQ_GROUPS.items():
+    register(f"lstm_backward.{_name}", ("lstm_forward", "lstm_backward"), _seq_inputs(True),
+             _seq_backward_probe("lstm_forward", "lstm_backward"),
+             _grad_judge("lstm_backward", _lstm_seq_oracle, _gs, LSTM_SEQ_HINTS, "torch.nn.LSTM"),
+             doc=f"lstm_backward: {', '.join(_gs)} against torch.nn.LSTM autograd")
