@@ -117,6 +117,15 @@ def test_conv_fast_benchmark_sized_layer_matches_torch():
                         rng.standard_normal(32), 1, 1)
 
 
+def test_conv_fast_backward_in_blocks_with_a_partial_last_block():
+    # K * H' * W' = 72 * 400 makes the backward work in blocks of 4 images: 5 = 4 + 1
+    rng = np.random.default_rng(5)
+    check_against_torch(rng.standard_normal((5, 8, 20, 20)), rng.standard_normal((3, 8, 3, 3)),
+                        rng.standard_normal(3), 1, 1)
+    check_against_torch(rng.standard_normal((5, 8, 41, 39)), rng.standard_normal((3, 8, 3, 3)),
+                        rng.standard_normal(3), 2, 1)
+
+
 def test_conv_fast_cache_reuse_and_non_contiguous_dout():
     rng = np.random.default_rng(4)
     x, w, b = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((4, 3, 3, 2)), rng.standard_normal(4)
