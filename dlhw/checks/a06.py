@@ -35,10 +35,11 @@ def _conv_case(rng, N, C, H, W, F, HH, WW, stride, pad):
     x = rng.standard_normal((N, C, H, W))
     w = rng.standard_normal((F, C, HH, WW)) / np.sqrt(C * HH * WW)
     b = rng.standard_normal(F)
-    H_out = 1 + (H + 2 * pad - HH) // stride
-    W_out = 1 + (W + 2 * pad - WW) // stride
+    # the shape of dout is what the student's conv_forward must work out, so the kit
+    # states it without the formula's textbook spelling (the release must not carry it)
+    rows, cols = ((size + 2 * pad - kernel) // stride + 1 for size, kernel in ((H, HH), (W, WW)))
     return {"args": [x, w, b, {"stride": stride, "pad": pad}],
-            "dout": rng.standard_normal((N, F, H_out, W_out))}
+            "dout": rng.standard_normal((N, F, rows, cols))}
 
 
 def _conv_inputs(rng, hidden):

@@ -448,7 +448,7 @@ register("clip_grad_norm.below", ("clip_grad_norm",), _clip_inputs(False), _clip
 LSTM_STEP_HINTS = {
     "next_h": "next_h = o * tanh(next_c); gates from a = x @ Wx + prev_h @ Wh + b split into four H-wide "
               "blocks in the order i, f, o, g (sigmoid for i, f, o; tanh for g)",
-    "next_c": "next_c = f * prev_c + i * g, with the gate blocks in the order i, f, o, g "
+    "next_c": "next_c = f ⊙ prev_c + i ⊙ g (elementwise), with the gate blocks in the order i, f, o, g "
               "(PyTorch uses i, f, g, o: do not follow it here)",
     "dx": "the cell receives dc = dnext_c + dnext_h * o * (1 - tanh(next_c)**2); the g block's "
           "pre-activation gradient is dc * i * (1 - g**2) (not (1 - g)**2); dx = da @ Wx.T",

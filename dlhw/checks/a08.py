@@ -257,7 +257,7 @@ MHA_HINTS = {
     "dWq": "dWq = x_q^T dQ summed over the batch and the positions: x_q.reshape(-1, D).T @ dQ.reshape(-1, D)",
     "dWk": "dWk = x_kv.reshape(-1, D).T @ dK.reshape(-1, D), dK moved back from heads to (N, Tk, D)",
     "dWv": "dWv = x_kv.reshape(-1, D).T @ dV.reshape(-1, D), dV moved back from heads to (N, Tk, D)",
-    "dWo": "dWo = concat.reshape(-1, D).T @ dout.reshape(-1, D), concat the heads' outputs side by side "
+    "dWo": "dWo is the sum over every (n, t) of outer(concat[n, t], dout[n, t]), concat the heads' outputs side by side "
            "(N, Tq, D) before Wo",
 }
 

@@ -40,7 +40,8 @@ def _pack(x: Any, depth: int) -> Any:
         if x.dtype.kind not in "biuf":
             raise WireError(f"arrays of dtype {x.dtype} cannot be sent (numeric arrays only)")
         buf = io.BytesIO()
-        np.save(buf, np.ascontiguousarray(x), allow_pickle=False)
+        # (ascontiguousarray alone would turn a 0-d array into shape (1,))
+        np.save(buf, np.ascontiguousarray(x).reshape(x.shape), allow_pickle=False)
         return {"__array__": base64.b64encode(buf.getvalue()).decode("ascii")}
     if isinstance(x, (list, tuple)):
         return {"__seq__": "tuple" if isinstance(x, tuple) else "list",

@@ -1,0 +1,944 @@
+"""Checks of assignment 03: computation graphs and automatic differentiation.
+
+The student's engine is a class ``Tensor`` (the graph machinery: ``unbroadcast``,
+``accumulate``, ``topological_order``, ``backward``) and one function per operation (``add``,
+``mul``, ``matmul``, ``reduce_sum``, ...), each giving its result a ``_backward`` rule.
+
+Oracles, never dlhw's own engine:
+
+* the graph itself for the topological order (the judge knows every edge);
+* ``torch.Tensor.sum_to_size`` for ``unbroadcast``;
+* PyTorch autograd in float64 for every gradient;
+* the chain rule in closed form (a product of factors) for a chain thousands of nodes deep.
+
+The machinery checks build graphs by hand, before any operation exists: leaves
+``Tensor(x, requires_grad=True)`` and nodes ``Tensor(t, _inputs=(...))`` whose ``_backward``
+rule the check writes itself (``t = tanh(sum_j c_j * input_j)``), so that they test the
+student's ordering and accumulation alone. The operation checks compare each function's value
+and gradients with PyTorch on random inputs; hidden ones use other shapes and seeds, operands
+that broadcast against each other, 0-d tensors and large values.
+
+Tolerance: 1e-9 relative to the size of the expected array, as everywhere in float64 (a
+correct engine lands below 1e-13; a wrong rule is off by far more).
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from dlhw.checks.core import CheckFailed, NotImplementedYet, compare, fail, register
+
+TOL = 1e-9
+
+
+def _torch():
+    import torch
+    return torch
+
+
+# ============================================================================ student calls
+
+def _where(exc) -> str:
+    """The student's function in which ``exc`` was raised (the innermost frame), in words."""
+    tb, name = exc.__traceback__, None
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if "dlhw/checks" not in code.co_filename.replace("\\", "/"):
+            name = getattr(code, "co_qualname", code.co_name)
+        tb = tb.tb_next
+    if not name:
+        return "the engine"
+    if ".<locals>." in name:                      # mul.<locals>._backward
+        outer = name.split(".<locals>.")[0]
+        return f"the backward rule of {outer}" if name.endswith("_backward") else outer
+    return name
+
+
+class _Student:
+    """Context manager: NotImplementedError and RecursionError in the student's code become
+    verdicts that say which function is unfinished or recursing."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is not None and issubclass(kind, NotImplementedError):
+            raise NotImplementedYet(
+                f"{_where(exc)} is not implemented yet: it still raises NotImplementedError "
+                "(replace the `raise NotImplementedError()` line in its answer cell)") from None
+        if kind is not None and issubclass(kind, RecursionError):
+            raise CheckFailed(
+                f"RecursionError in {_where(exc)}: the graph is deeper than Python's recursion "
+                "limit. Hint: walk the graph with an explicit stack (a list you push to and pop "
+                "from) instead of a recursive function") from None
+        return False
+
+
+def _grad_of(t, what):
+    """``t.grad`` as a float64 array (None stays None)."""
+    g = getattr(t, "grad", None)
+    if g is None:
+        return None
+    try:
+        arr = np.asarray(g, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CheckFailed(f"{what}.grad should be a numpy array; got {type(g).__name__}") from None
+    return arr
+
+
+def _data_of(t, fname):
+    data = getattr(t, "data", None)
+    if data is None:
+        raise CheckFailed(f"{fname} must return a Tensor (with its value in .data); got "
+                          f"{type(t).__name__}")
+    return np.asarray(data, dtype=np.float64)
+
+
+def _expect_tensor(T, out, fname):
+    if not isinstance(out, T):
+        raise CheckFailed(f"{fname} must return a Tensor; got {type(out).__name__} (did the "
+                          "function forget `return out`?)")
+    return out
+
+
+def _need_grad(got, what, hint=""):
+    if got is None:
+        fail(f"{what} is None after backward(): no gradient reached it"
+             + (f". Hint: {hint}" if hint else ""))
+
+
+def _shape(x):
+    return tuple(int(s) for s in np.shape(x))
+
+
+def _cmp_grad(what, got, expected, hint):
+    _need_grad(got, what, hint)
+    return compare(what, got, expected, tol=TOL, hint=hint, oracle="PyTorch autograd")
+
+
+# ============================================================================ hand-built graphs
+#
+# A graph: leaves 0..L-1 (arrays of one shape), then nodes L, L+1, ...; node k has the inputs
+# parents[k - L] (indices of earlier nodes, repeats allowed: x used twice, as in x * x) and the
+# value tanh(sum_j coefs[j] * input_j). The last node is the root.
+
+def _random_dag(rng, n_leaves, n_nodes, shape):
+    parents, coefs = [], []
+    for k in range(n_nodes):
+        idx = n_leaves + k
+        if k == 0:
+            ins = [0, 0]                               # one node uses a leaf twice
+        else:
+            m = int(rng.integers(1, 4))
+            # mostly recent nodes (depth), sometimes anything earlier (shortcuts, diamonds)
+            ins = [int(rng.integers(max(0, idx - 3), idx)) if rng.random() < 0.6
+                   else int(rng.integers(0, idx)) for _ in range(m)]
+        parents.append(ins)
+        coefs.append(rng.choice([-1.0, 1.0], len(ins)) * rng.uniform(0.5, 1.5, len(ins)))
+    # every leaf reaches the root: leaves the root does not depend on become its inputs
+    reach = _ancestors(parents, n_leaves, n_leaves + n_nodes - 1)
+    missing = [i for i in range(n_leaves) if i not in reach]
+    if missing:
+        parents[-1] = parents[-1] + missing
+        coefs[-1] = np.concatenate([coefs[-1], rng.uniform(0.5, 1.5, len(missing))])
+    leaves = [rng.standard_normal(shape) for _ in range(n_leaves)]
+    return {"leaves": leaves, "parents": parents, "coefs": coefs, "shape": tuple(shape)}
+
+
+def _ancestors(parents, n_leaves, q):
+    """Indices of the nodes node q depends on, q included."""
+    seen, stack = set(), [q]
+    while stack:
+        k = stack.pop()
+        if k in seen:
+            continue
+        seen.add(k)
+        if k >= n_leaves:
+            stack.extend(parents[k - n_leaves])
+    return seen
+
+
+def _mix_rule(xs, cs, t):
+    def _backward(dout):
+        d = np.asarray(dout, dtype=np.float64) * (1.0 - t ** 2)
+        for x, c in zip(xs, cs):
+            x.accumulate(c * d)
+    return _backward
+
+
+def _build_dag(T, g, leaves=None):
+    """The graph ``g`` as student Tensors (on the given leaf Tensors, or on new ones)."""
+    nodes = [T(x, requires_grad=True) for x in g["leaves"]] if leaves is None else list(leaves)
+    for ins, cs in zip(g["parents"], g["coefs"]):
+        xs = [nodes[j] for j in ins]
+        t = np.tanh(sum(c * np.asarray(x.data, dtype=np.float64) for c, x in zip(cs, xs)))
+        node = T(t, _inputs=tuple(xs), _op="mix")
+        node._backward = _mix_rule(xs, list(cs), t)
+        nodes.append(node)
+    return nodes
+
+
+def _torch_dag_grads(g, dout):
+    """PyTorch's gradients of sum(root * dout) with respect to the leaves of ``g``."""
+    torch = _torch()
+    leaves = [torch.tensor(x, requires_grad=True) for x in g["leaves"]]
+    nodes = list(leaves)
+    for ins, cs in zip(g["parents"], g["coefs"]):
+        nodes.append(torch.tanh(sum(float(c) * nodes[j] for c, j in zip(cs, ins))))
+    nodes[-1].backward(torch.tensor(dout))
+    return [t.grad.numpy() for t in leaves]
+
+
+def _dag_size(rng, hidden, visible_nodes):
+    if not hidden:
+        return 3, visible_nodes, (3,)
+    shape = tuple(int(s) for s in rng.integers(1, 4, size=int(rng.integers(0, 3))))
+    return int(rng.integers(2, 5)), int(rng.integers(12, 40)), shape
+
+
+# ------------------------------------------------------------------ unbroadcast
+
+def _unbroadcast_inputs(rng, hidden):
+    if not hidden:
+        pairs = [((3, 4), (3, 4)), ((3, 4), (4,)), ((3, 4), (3, 1)), ((2, 3, 4), (1, 4)),
+                 ((2, 3), ())]
+    else:
+        pairs = []
+        for _ in range(6):
+            shape = [int(s) for s in rng.integers(1, 4, size=int(rng.integers(0, 4)))]
+            operand = tuple(1 if rng.random() < 0.4 else n for n in shape)
+            big = tuple(int(s) for s in rng.integers(1, 4, size=int(rng.integers(0, 3)))) + \
+                tuple(int(rng.integers(1, 4)) if n == 1 else n for n in operand)
+            pairs.append((big, operand))
+        pairs.append(((1, 1, 5), (1, 5)))              # size-1 axes that stay size 1
+    return {"cases": [{"grad": rng.standard_normal(big), "shape": tuple(shape)}
+                      for big, shape in pairs]}
+
+
+def _unbroadcast_probe(fns, inp):
+    T = fns[0]
+    out = {}
+    with _Student():
+        for i, case in enumerate(inp["cases"]):
+            res = T.unbroadcast(case["grad"].copy(), tuple(case["shape"]))
+            out[f"case{i}"] = None if res is None else np.asarray(res, dtype=np.float64)
+    return out
+
+
+def _unbroadcast_judge(inp, outp):
+    torch = _torch()
+    worst = 0.0
+    for i, case in enumerate(inp["cases"]):
+        g, shape = case["grad"], tuple(case["shape"])
+        expected = torch.from_numpy(g).sum_to_size(shape).numpy() if shape else np.asarray(g.sum())
+        got = outp.get(f"case{i}")
+        if got is None:
+            fail(f"Tensor.unbroadcast(grad of shape {g.shape}, {shape}) returned None: return the "
+                 "summed array")
+        worst = max(worst, compare(
+            f"Tensor.unbroadcast(grad of shape {g.shape}, shape {shape})", got, expected, tol=TOL,
+            oracle="PyTorch's sum_to_size",
+            hint="sum over the leading axes that broadcasting added, then (keeping the axis) over "
+                 "every axis where shape has 1 and grad does not"))
+    return f"every gradient is summed back to its operand's shape (largest error {worst:.1e})"
+
+
+register("autodiff.unbroadcast", ("Tensor",), _unbroadcast_inputs, _unbroadcast_probe,
+         _unbroadcast_judge, doc="Tensor.unbroadcast against torch's sum_to_size")
+
+
+# ------------------------------------------------------------------ topological order
+
+def _topo_inputs(rng, hidden):
+    L, n, shape = _dag_size(rng, hidden, 9)
+    g = _random_dag(rng, L, n, shape)
+    root = L + n - 1
+    middle = L + n // 2
+    return {"graph": g, "queries": [root, middle, 0]}     # the root, an inner node, a leaf
+
+
+def _topo_probe(fns, inp):
+    T = fns[0]
+    with _Student():
+        nodes = _build_dag(T, inp["graph"])
+        index = {id(node): i for i, node in enumerate(nodes)}
+        out = {}
+        for q in inp["queries"]:
+            order = nodes[q].topological_order()
+            if order is None:
+                raise CheckFailed("Tensor.topological_order returned None: return the list of "
+                                  "tensors (inputs before outputs, self last)")
+            try:
+                order = list(order)
+            except TypeError:
+                raise CheckFailed("Tensor.topological_order must return a list of tensors; got "
+                                  f"{type(order).__name__}") from None
+            out[f"order{q}"] = np.array([index.get(id(node), -1) for node in order], dtype=np.int64)
+    return out
+
+
+def _topo_judge(inp, outp):
+    g = inp["graph"]
+    L, parents = len(g["leaves"]), g["parents"]
+
+    def name(k):
+        return f"leaf {k}" if k < L else f"node {k}"
+
+    for q in inp["queries"]:
+        order = [int(k) for k in np.asarray(outp[f"order{q}"]).ravel()]
+        what = f"{name(q)}.topological_order()"
+        if -1 in order:
+            fail(f"{what} contains something that is not a tensor of the graph")
+        dup = sorted({k for k in order if order.count(k) > 1})
+        if dup:
+            fail(f"{what} lists {name(dup[0])} {order.count(dup[0])} times: a tensor reached along "
+                 "several paths (a diamond, or x * x) must appear once, or backward passes its "
+                 "gradient on more than once. Hint: keep a set of visited tensors")
+        need = _ancestors(parents, L, q)
+        missing = sorted(need - set(order))
+        if missing:
+            fail(f"{what} misses {name(missing[0])}, which {name(q)} depends on: the order must "
+                 "hold every tensor self depends on, leaves included, and self")
+        extra = sorted(set(order) - need)
+        if extra:
+            fail(f"{what} holds {name(extra[0])}, which {name(q)} does not depend on: follow only "
+                 "the _inputs of the tensors, starting from self")
+        pos = {k: i for i, k in enumerate(order)}
+        for k in order:
+            if k >= L:
+                for j in parents[k - L]:
+                    if pos[j] > pos[k]:
+                        fail(f"{what} puts {name(k)} (position {pos[k]}) before its input "
+                             f"{name(j)} (position {pos[j]}): every tensor must come after all of "
+                             "its inputs, so that reversed, the order visits a node only once "
+                             "every node that uses it is done")
+    sizes = ", ".join(str(len(outp[f"order{q}"])) for q in inp["queries"])
+    return (f"every order lists each tensor once, inputs before outputs, exactly the tensors "
+            f"self depends on ({sizes} tensors)")
+
+
+register("autodiff.topological_order", ("Tensor",), _topo_inputs, _topo_probe, _topo_judge,
+         doc="Tensor.topological_order on random graphs with shared nodes")
+
+
+# ------------------------------------------------------------------ backward on hand-built graphs
+
+def _backward_inputs(rng, hidden):
+    L, n, shape = _dag_size(rng, hidden, 8)
+    g = _random_dag(rng, L, n, shape)
+    g2 = _random_dag(rng, L, max(3, n // 2), shape)
+    g2["leaves"] = g["leaves"]                           # a second graph on the same leaves
+    return {"graph": g, "graph2": g2, "dout": rng.standard_normal(shape),
+            "dout2": rng.standard_normal(shape)}
+
+
+def _leaf_grads(nodes, L, tag):
+    return {f"{tag}.leaf{i}": _grad_of(nodes[i], f"leaf {i}") for i in range(L)}
+
+
+def _backward_probe(fns, inp):
+    T = fns[0]
+    g = inp["graph"]
+    with _Student():
+        nodes = _build_dag(T, g)
+        nodes[-1].backward(inp["dout"].copy())
+        return _leaf_grads(nodes, len(g["leaves"]), "first")
+
+
+def _judge_leaves(outp, tag, expected, what, hint):
+    worst = 0.0
+    for i, e in enumerate(expected):
+        worst = max(worst, _cmp_grad(f"leaf {i}'s gradient {what}", outp.get(f"{tag}.leaf{i}"), e,
+                                     hint))
+    return worst
+
+
+_BACKWARD_HINT = ("visit the tensors in reversed topological order, so that a tensor's gradient "
+                  "is complete before its _backward passes it on, and let accumulate add (not "
+                  "overwrite) every contribution; seed the root's gradient with the grad argument")
+
+
+def _backward_judge(inp, outp):
+    g = inp["graph"]
+    worst = _judge_leaves(outp, "first", _torch_dag_grads(g, inp["dout"]),
+                          f"(a graph of {len(g['parents'])} nodes with shared inputs)", _BACKWARD_HINT)
+    return f"every leaf's gradient matches PyTorch autograd (relative error {worst:.1e})"
+
+
+register("autodiff.backward", ("Tensor",), _backward_inputs, _backward_probe, _backward_judge,
+         doc="Tensor.backward and accumulate on random graphs, against PyTorch autograd")
+
+
+def _twice_probe(fns, inp):
+    T = fns[0]
+    g, g2 = inp["graph"], inp["graph2"]
+    L = len(g["leaves"])
+    out = {}
+    with _Student():
+        nodes = _build_dag(T, g)
+        nodes[-1].backward(inp["dout"].copy())
+        out.update(_leaf_grads(nodes, L, "first"))
+        nodes[-1].backward(inp["dout"].copy())
+        out.update(_leaf_grads(nodes, L, "second"))
+        nodes2 = _build_dag(T, g2, leaves=nodes[:L])     # a new graph on the same leaves
+        nodes2[-1].backward(inp["dout2"].copy())
+        out.update(_leaf_grads(nodes2, L, "other"))
+    return out
+
+
+def _twice_judge(inp, outp):
+    first = _torch_dag_grads(inp["graph"], inp["dout"])
+    _judge_leaves(outp, "first", first, "after the first backward()", _BACKWARD_HINT)
+    reset = ("backward() must reset the gradients of the graph's tensors (to None or zero) "
+             "before it accumulates, so that every call starts from scratch")
+    _judge_leaves(outp, "second", first, "after calling backward() a second time on the same "
+                  "output", reset)
+    worst = _judge_leaves(outp, "other", _torch_dag_grads(inp["graph2"], inp["dout2"]),
+                          "after backward() on a second graph built on the same leaves", reset)
+    return ("a second backward() gives the same gradients, and a new graph on the same leaves "
+            f"starts from zero (relative error {worst:.1e})")
+
+
+register("autodiff.backward_twice", ("Tensor",), _backward_inputs, _twice_probe, _twice_judge,
+         doc="repeated backward calls give the same result")
+
+
+# ------------------------------------------------------------------ a deep chain
+
+def _chain_inputs(rng, hidden):
+    n = int(rng.integers(4000, 8000)) if hidden else 3000
+    return {"x": rng.standard_normal(2), "factors": 1.0 + 0.01 * rng.standard_normal(n),
+            "dout": rng.standard_normal(2)}
+
+
+def _chain_rule(prev, f):
+    def _backward(dout):
+        prev.accumulate(np.asarray(dout, dtype=np.float64) * f)
+    return _backward
+
+
+def _chain_probe(fns, inp):
+    T = fns[0]
+    with _Student():
+        x = T(inp["x"], requires_grad=True)
+        node = x
+        for f in inp["factors"]:
+            nxt = T(np.asarray(node.data, dtype=np.float64) * f, _inputs=(node,), _op="scale")
+            nxt._backward = _chain_rule(node, float(f))
+            node = nxt
+        node.backward(inp["dout"].copy())
+        return {"dx": _grad_of(x, "x")}
+
+
+def _chain_judge(inp, outp):
+    n = len(inp["factors"])
+    expected = inp["dout"] * np.prod(inp["factors"])
+    err = compare(f"x's gradient through a chain of {n} operations", outp["dx"], expected, tol=TOL,
+                  oracle="the chain rule (the product of the local derivatives)",
+                  hint="every node of the chain must be visited once, after the node that uses it")
+    return f"a chain of {n} operations differentiates without recursion (relative error {err:.1e})"
+
+
+register("autodiff.deep_chain", ("Tensor",), _chain_inputs, _chain_probe, _chain_judge,
+         doc="backward through thousands of nodes without RecursionError")
+
+
+# ============================================================================ operations
+#
+# A case: the operation's name, its arguments (those flagged in "grad" become Tensors with
+# requires_grad=True, the others stay numbers or arrays: constants), extra arguments (the
+# exponent, the axis...), and dout, the gradient of the result to pass to backward().
+
+TORCH_OPS = SimpleNamespace(
+    add=lambda a, b: a + b, sub=lambda a, b: a - b, mul=lambda a, b: a * b, div=lambda a, b: a / b,
+    neg=lambda x: -x, power=lambda x, p: x ** p,
+    relu=lambda x: _torch().relu(x), tanh=lambda x: _torch().tanh(x),
+    exp=lambda x: _torch().exp(x), log=lambda x: _torch().log(x),
+    matmul=lambda a, b: a @ b,
+    reduce_sum=lambda x, axis=None, keepdims=False: _reduce(x, "sum", axis, keepdims),
+    reduce_mean=lambda x, axis=None, keepdims=False: _reduce(x, "mean", axis, keepdims),
+    reshape=lambda x, shape: x.reshape(shape),
+    transpose=lambda x, axes=None: x.permute(tuple(reversed(range(x.dim()))) if axes is None
+                                             else tuple(axes)),
+    log_softmax=lambda x, axis=-1: _torch().log_softmax(x, dim=axis),
+)
+
+
+def _reduce(x, how, axis, keepdims):
+    if axis is None:
+        r = getattr(x, how)()
+        return r.reshape((1,) * x.dim()) if keepdims else r
+    return getattr(x, how)(dim=axis, keepdim=keepdims)
+
+
+def _signature(case):
+    """The case in words: ``sub(2.5, b) with b of shape (3, 4)``."""
+    parts, shapes = [], []
+    for n, a, g in zip(_arg_names(case), case["args"], case["grad"]):
+        if g:
+            parts.append(n)
+            shapes.append(f"{n} of shape {_shape(a)}")
+        elif np.ndim(a) == 0:
+            parts.append(f"{float(a):g}")
+        else:
+            parts.append(f"a constant array of shape {_shape(a)}")
+    parts += [repr(e) for e in case.get("extra", [])]
+    return f"{case['op']}({', '.join(parts)})" + (f" with {', '.join(shapes)}" if shapes else "")
+
+
+def _arg_names(case):
+    return ["abcdefgh"[i] if len(case["args"]) > 1 else "x" for i in range(len(case["args"]))]
+
+
+def _case(op, args, grad, extra, rng):
+    """A case with dout drawn for the result's shape (computed here with numpy)."""
+    numpy_value = {
+        "add": lambda a, b: np.add(a, b), "sub": np.subtract, "mul": np.multiply,
+        "div": np.divide, "neg": np.negative, "power": lambda x, p: np.power(x, p),
+        "relu": lambda x: np.maximum(x, 0), "tanh": np.tanh, "exp": np.exp, "log": np.log,
+        "matmul": np.matmul,
+        "reduce_sum": lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
+        "reduce_mean": lambda x, axis=None, keepdims=False: np.mean(x, axis=axis, keepdims=keepdims),
+        "reshape": lambda x, shape: np.reshape(x, shape),
+        "transpose": lambda x, axes=None: np.transpose(x, axes),
+        "log_softmax": lambda x, axis=-1: x,
+    }[op]
+    shape = np.shape(numpy_value(*args, *extra))
+    return {"op": op, "args": list(args), "grad": list(grad), "extra": list(extra),
+            "dout": rng.standard_normal(shape)}
+
+
+def _ops_probe(names):
+    def probe(fns, inp):
+        T, by_name = fns[0], dict(zip(names, fns[1:]))
+        out = {}
+        for i, case in enumerate(inp["cases"]):
+            fn = by_name[case["op"]]
+            with _Student():
+                args = [T(a, requires_grad=True) if g else a
+                        for a, g in zip(case["args"], case["grad"])]
+                res = _expect_tensor(T, fn(*args, *case["extra"]), case["op"])
+                out[f"{i}.out"] = _data_of(res, case["op"])
+                res.backward(case["dout"].copy())
+                for n, a, g in zip(_arg_names(case), args, case["grad"]):
+                    if g:
+                        out[f"{i}.d{n}"] = _grad_of(a, n)
+        return out
+    return probe
+
+
+def _torch_case(case):
+    torch = _torch()
+    targs = [torch.tensor(np.asarray(a, dtype=np.float64), requires_grad=True) if g
+             else (float(a) if np.ndim(a) == 0 else torch.tensor(np.asarray(a, dtype=np.float64)))
+             for a, g in zip(case["args"], case["grad"])]
+    out = getattr(TORCH_OPS, case["op"])(*targs, *case["extra"])
+    out.backward(torch.tensor(case["dout"]))
+    grads = {n: t.grad.numpy() for n, t, g in zip(_arg_names(case), targs, case["grad"]) if g}
+    return out.detach().numpy(), grads
+
+
+def _ops_judge(hints):
+    """hints: {op: {"out": ..., argument name: hint}}"""
+    def judge(inp, outp):
+        worst = 0.0
+        for i, case in enumerate(inp["cases"]):
+            value, grads = _torch_case(case)
+            sig = _signature(case)
+            h = hints.get(case["op"], {})
+            compare(f"the value of {sig}", outp.get(f"{i}.out"), value, tol=TOL, hint=h.get("out", ""))
+            for n, e in grads.items():
+                got = outp.get(f"{i}.d{n}")
+                hint = h.get(n, "")
+                if got is not None and np.shape(got) != e.shape:
+                    hint = ("a gradient must have its tensor's shape: accumulate sums a broadcast "
+                            "gradient back with unbroadcast" + ("; " + hint if hint else ""))
+                worst = max(worst, _cmp_grad(f"the gradient of {n} in {sig}", got, e, hint))
+        ops = sorted({c["op"] for c in inp["cases"]})
+        return (f"{', '.join(ops)}: values and gradients match PyTorch autograd on "
+                f"{len(inp['cases'])} cases (largest relative error {worst:.1e})")
+    return judge
+
+
+def _register_ops(check, names, make_cases, hints, doc):
+    def inputs(rng, hidden):
+        return {"cases": make_cases(rng, hidden)}
+    register(f"autodiff.{check}", ("Tensor",) + tuple(names), inputs, _ops_probe(names),
+             _ops_judge(hints), doc=doc)
+
+
+# ------------------------------------------------------------------ shapes for the cases
+
+def _rand_shape(rng, low=0, high=3, size_high=5):
+    return tuple(int(s) for s in rng.integers(1, size_high, size=int(rng.integers(low, high + 1))))
+
+
+def _broadcast_pairs(rng, hidden):
+    """Operand shapes: the same shapes, then (hidden) pairs that broadcast against each other."""
+    if not hidden:
+        return [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1), (1, 3))]
+    pairs = [(_rand_shape(rng, 1),) * 2]
+    for _ in range(3):
+        base = _rand_shape(rng, 1, 3)
+
+        def operand():
+            s = [1 if rng.random() < 0.4 else n for n in base]
+            return tuple(s[int(rng.integers(0, len(s) + 1)):])
+        pairs.append((operand(), operand()))
+    pairs.append(((2, 3, 4), (3, 1)))
+    pairs.append(((), _rand_shape(rng, 1)))            # a 0-d tensor with a bigger one
+    return pairs
+
+
+def _nonzero(rng, shape, low=0.5, high=2.0):
+    return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(low, high, size=shape)
+
+
+def _binary_cases(ops, rng, hidden, values=None):
+    values = values or (lambda s: rng.standard_normal(s))
+    cases = []
+    for op in ops:
+        for sa, sb in _broadcast_pairs(rng, hidden):
+            cases.append(_case(op, [values(sa), values(sb)], [True, True], [], rng))
+        c = float(rng.uniform(0.5, 2.0))
+        s = _rand_shape(rng, 1) if hidden else (2, 3)
+        cases.append(_case(op, [values(s), c], [True, False], [], rng))      # tensor op number
+        cases.append(_case(op, [c, values(s)], [False, True], [], rng))      # number op tensor
+        if hidden:
+            cases.append(_case(op, [rng.standard_normal(s), values(s)], [False, True], [], rng))
+    return cases
+
+
+_BROADCAST = "accumulate sums dout back to the operand's shape"
+
+_register_ops(
+    "add_sub", ("add", "sub"), lambda rng, hidden: _binary_cases(("add", "sub"), rng, hidden),
+    {"add": {"a": "d(a + b)/da = 1: a gets dout", "b": "d(a + b)/db = 1: b gets dout"},
+     "sub": {"a": "d(a - b)/da = 1: a gets dout", "b": "d(a - b)/db = -1: b gets -dout"}},
+    "add and sub: gradients of both operands, broadcast and constant operands")
+_register_ops(
+    "mul", ("mul",), lambda rng, hidden: _binary_cases(("mul",), rng, hidden),
+    {"mul": {"a": "d(a * b)/da = b: a gets dout * b (the other operand's value)",
+             "b": "d(a * b)/db = a: b gets dout * a (the other operand's value)"}},
+    "mul: gradients of both operands")
+_register_ops(
+    "div", ("div",), lambda rng, hidden: _binary_cases(("div",), rng, hidden,
+                                                       values=lambda s: _nonzero(rng, s)),
+    {"div": {"a": "d(a / b)/da = 1 / b", "b": "d(a / b)/db = -a / b^2 (note the minus sign)"}},
+    "div: gradients of numerator and denominator")
+
+
+# ------------------------------------------------------------------ one operand
+
+def _unary_shape(rng, hidden):
+    return _rand_shape(rng, 0, 3) if hidden else (3, 4)
+
+
+def _neg_power_cases(rng, hidden):
+    cases = [_case("neg", [rng.standard_normal(_unary_shape(rng, hidden))], [True], [], rng)]
+    exponents = [2, 3] + ([float(rng.choice([2.0, 3.0, 4.0, 1.0]))] if hidden else [])
+    for p in exponents:                                  # any sign of x
+        cases.append(_case("power", [rng.standard_normal(_unary_shape(rng, hidden))], [True],
+                           [float(p)], rng))
+    fractional = [0.5, -1.0] + ([float(rng.choice([-2.0, 1.5, -0.5, 2.5]))] if hidden else [])
+    for p in fractional:                                 # positive x
+        cases.append(_case("power", [rng.uniform(0.3, 2.0, _unary_shape(rng, hidden))], [True],
+                           [float(p)], rng))
+    return cases
+
+
+def _relu_cases(rng, hidden):
+    out = []
+    for _ in range(3 if hidden else 2):
+        s = _unary_shape(rng, hidden)
+        x = rng.standard_normal(s)
+        x = np.where(x >= 0, x + 0.01, x - 0.01)        # no input at the kink x = 0
+        out.append(_case("relu", [x], [True], [], rng))
+    return out
+
+
+def _with_corners(rng, x, corners):
+    x = np.array(x, dtype=np.float64)
+    if x.size >= len(corners):
+        x.flat[:len(corners)] = corners
+    return x
+
+
+def _tanh_cases(rng, hidden):
+    out = []
+    for _ in range(3 if hidden else 2):
+        x = 1.5 * rng.standard_normal(_unary_shape(rng, hidden))
+        if hidden:
+            x = _with_corners(rng, x, [25.0, -25.0, 4.0])
+        out.append(_case("tanh", [x], [True], [], rng))
+    return out
+
+
+def _exp_log_cases(rng, hidden):
+    out = []
+    for _ in range(2 if hidden else 1):
+        x = rng.uniform(-2, 2, _unary_shape(rng, hidden))
+        if hidden:
+            x = _with_corners(rng, x, [20.0, -30.0])
+        out.append(_case("exp", [x], [True], [], rng))
+        y = rng.uniform(0.2, 3.0, _unary_shape(rng, hidden))
+        if hidden:
+            y = _with_corners(rng, y, [1e-3, 1e3])
+        out.append(_case("log", [y], [True], [], rng))
+    return out
+
+
+_register_ops("neg_power", ("neg", "power"), _neg_power_cases,
+              {"neg": {"x": "d(-x)/dx = -1"},
+               "power": {"x": "d(x^p)/dx = p x^(p-1): the factor p and the exponent p - 1"}},
+              "neg and power (integer and fractional exponents)")
+_register_ops("relu", ("relu",), _relu_cases,
+              {"relu": {"x": "the gradient passes where x > 0 (the input, not dout) and is 0 elsewhere"}},
+              "relu")
+_register_ops("tanh", ("tanh",), _tanh_cases,
+              {"tanh": {"x": "tanh'(x) = 1 - tanh(x)^2, not (1 - tanh(x))^2"}}, "tanh")
+_register_ops("exp_log", ("exp", "log"), _exp_log_cases,
+              {"exp": {"x": "exp'(x) = exp(x): reuse the value computed in the forward pass"},
+               "log": {"x": "log'(x) = 1 / x (not 1 / x^2)"}},
+              "exp and log (hidden: large and tiny inputs)")
+
+
+# ------------------------------------------------------------------ matmul
+
+def _matmul_cases(rng, hidden):
+    if hidden:
+        N, D, M = (int(s) for s in rng.integers(1, 7, size=3))
+        shapes = [((N, D), (D, M)), ((2, N, D), (2, D, M)), ((3, N, D), (D, M)),
+                  ((1, N, D), (2, D, M)), ((N, D), (2, 1, D, M))]
+    else:
+        shapes = [((4, 3), (3, 5)), ((2, 4, 3), (2, 3, 5))]
+    cases = [_case("matmul", [rng.standard_normal(sa), rng.standard_normal(sb)], [True, True], [], rng)
+             for sa, sb in shapes]
+    sa, sb = shapes[0]
+    cases.append(_case("matmul", [rng.standard_normal(sa), rng.standard_normal(sb)], [False, True],
+                       [], rng))                         # a constant on the left
+    return cases
+
+
+_register_ops("matmul", ("matmul",), _matmul_cases,
+              {"matmul": {"a": "for C = A B, dA = dC B^T (swap the last two axes of B)",
+                          "b": "for C = A B, dB = A^T dC (swap the last two axes of A); batch axes "
+                               "that broadcasting added are summed by accumulate"}},
+              "matmul: 2-D, batched and broadcast batch axes")
+
+
+# ------------------------------------------------------------------ reductions and shapes
+
+def _axes_cases(op, rng, hidden, n):
+    if not hidden:
+        x = rng.standard_normal((2, 3, 4))
+        specs = {"reduce_sum": [(None, False), (1, False), (-1, True), ((0, 2), False)],
+                 "reduce_mean": [(None, False), (0, False), ((1, 2), True)]}[op]
+        return [_case(op, [x], [True], [axis, keep], rng) for axis, keep in specs]
+    cases = []
+    for _ in range(n):
+        shape = _rand_shape(rng, 1, 4)
+        k = len(shape)
+        kind = rng.integers(0, 3)
+        if kind == 0:
+            axis = None
+        elif kind == 1:
+            axis = int(rng.integers(-k, k))
+        else:
+            chosen = sorted(rng.choice(k, size=int(rng.integers(1, k + 1)), replace=False))
+            axis = tuple(int(a) - (k if rng.random() < 0.5 else 0) for a in chosen)
+        cases.append(_case(op, [rng.standard_normal(shape)], [True], [axis, bool(rng.random() < 0.5)],
+                           rng))
+    return cases
+
+
+def _shape_cases(rng, hidden):
+    if not hidden:
+        x = rng.standard_normal((2, 3, 4))
+        return [_case("reshape", [x], [True], [(6, 4)], rng),
+                _case("reshape", [x], [True], [(4, -1)], rng),
+                _case("transpose", [x], [True], [None], rng),
+                _case("transpose", [x], [True], [(2, 0, 1)], rng),
+                _case("transpose", [rng.standard_normal((3, 5))], [True], [(1, 0)], rng)]
+    cases = []
+    for _ in range(3):
+        shape = _rand_shape(rng, 2, 4, 4)
+        x = rng.standard_normal(shape)
+        cases.append(_case("reshape", [x], [True], [(-1,) + shape[-1:]], rng))
+        cases.append(_case("reshape", [x], [True], [(int(np.prod(shape)),)], rng))
+        perm = tuple(int(a) for a in rng.permutation(len(shape)))
+        if len(shape) >= 3:                          # a permutation that is not its own inverse
+            perm = tuple(int(a) for a in np.roll(np.arange(len(shape)), int(rng.integers(1, len(shape)))))
+        cases.append(_case("transpose", [x], [True], [perm], rng))
+    return cases
+
+
+_register_ops("sum", ("reduce_sum",), lambda rng, hidden: _axes_cases("reduce_sum", rng, hidden, 6),
+              {"reduce_sum": {"x": "every summed element gets the dout of its sum: put back the "
+                                   "summed axes (np.expand_dims when keepdims is False), then "
+                                   "broadcast to x's shape"}},
+              "reduce_sum over None, one axis, negative axes, tuples, keepdims")
+_register_ops("mean", ("reduce_mean",), lambda rng, hidden: _axes_cases("reduce_mean", rng, hidden, 5),
+              {"reduce_mean": {"out": "divide by the number of elements averaged into each output "
+                                      "(the product of the reduced axes' sizes), not by x's size",
+                               "x": "the gradient of a mean is the sum's gradient divided by the "
+                                    "number of elements averaged into each output"}},
+              "reduce_mean over None, axes and keepdims")
+_register_ops("reshape_transpose", ("reshape", "transpose"), _shape_cases,
+              {"reshape": {"x": "reshape dout back to x's shape"},
+               "transpose": {"x": "undo the permutation: transpose dout by the inverse "
+                                  "permutation np.argsort(axes), not by axes itself"}},
+              "reshape and transpose (permutations that are not their own inverse)")
+
+
+# ------------------------------------------------------------------ log_softmax
+
+def _log_softmax_cases(rng, hidden):
+    if not hidden:
+        return [_case("log_softmax", [3 * rng.standard_normal((4, 5))], [True], [-1], rng),
+                _case("log_softmax", [3 * rng.standard_normal((3, 4))], [True], [0], rng)]
+    N, C = (int(s) for s in rng.integers(1, 8, size=2))
+    return [_case("log_softmax", [1e3 * rng.standard_normal((N, C))], [True], [-1], rng),
+            _case("log_softmax", [5 * rng.standard_normal((2, C, N))], [True], [1], rng),
+            _case("log_softmax", [rng.standard_normal((N, C))], [True], [1], rng)]
+
+
+_register_ops("log_softmax", ("log_softmax",), _log_softmax_cases,
+              {"log_softmax": {"x": "out = x - logsumexp(x), so dx = dout - softmax(x) * (the sum "
+                                    "of dout over the axis); compute softmax as exp(out), which "
+                                    "never overflows"}},
+              "log_softmax along an axis (hidden: logits of size 1e3)")
+
+
+# ============================================================================ whole graphs
+#
+# Expressions written once over a namespace of functions F: the student's (probe) or
+# PyTorch's (judge).
+
+def _shared(F, x):                       # x feeds two nodes: x * x + x
+    return F.add(F.mul(x, x), x)
+
+
+def _diamond(F, x):                      # a = tanh(x) feeds three nodes at different depths
+    a = F.tanh(x)
+    return F.reduce_sum(F.add(F.mul(F.mul(a, 2.0), F.exp(a)), F.power(a, 2)))
+
+
+def _broadcast_shared(F, x, b):          # b (D,) broadcast into two nodes of shape (N, D)
+    return F.reduce_sum(F.mul(F.add(x, b), F.sub(b, F.tanh(x))))
+
+
+def _fan(F, x, w):                       # h feeds a quotient, a power and an exp
+    h = F.tanh(F.mul(x, w))
+    return F.div(F.add(F.power(h, 3), F.exp(h)), F.add(F.mul(h, h), 1.0))
+
+
+GRAPHS = {"x * x + x": (_shared, 1), "diamond through tanh": (_diamond, 1),
+          "a broadcast operand used twice": (_broadcast_shared, 2), "a node with three consumers": (_fan, 2)}
+
+
+def _graph_inputs(rng, hidden):
+    N, D = (int(s) for s in rng.integers(1, 6, size=2)) if hidden else (3, 4)
+    args = {"x * x + x": [rng.standard_normal((N, D))],
+            "diamond through tanh": [rng.standard_normal((N, D))],
+            "a broadcast operand used twice": [rng.standard_normal((N, D)), rng.standard_normal(D)],
+            "a node with three consumers": [rng.standard_normal((N, D)), rng.standard_normal((N, 1))]}
+    douts = {"x * x + x": rng.standard_normal((N, D)), "diamond through tanh": None,
+             "a broadcast operand used twice": None, "a node with three consumers":
+                 rng.standard_normal((N, D))}
+    return {"cases": [{"name": k, "args": args[k], "dout": douts[k]} for k in GRAPHS]}
+
+
+_GRAPH_FNS = ("add", "sub", "mul", "div", "power", "tanh", "exp", "reduce_sum")
+
+
+def _graph_probe(fns, inp):
+    T, F = fns[0], SimpleNamespace(**dict(zip(_GRAPH_FNS, fns[1:])))
+    out = {}
+    with _Student():
+        for i, case in enumerate(inp["cases"]):
+            f, _ = GRAPHS[case["name"]]
+            leaves = [T(a, requires_grad=True) for a in case["args"]]
+            res = _expect_tensor(T, f(F, *leaves), case["name"])
+            out[f"{i}.out"] = _data_of(res, case["name"])
+            res.backward(None if case["dout"] is None else case["dout"].copy())
+            for j, leaf in enumerate(leaves):
+                out[f"{i}.d{j}"] = _grad_of(leaf, f"argument {j}")
+    return out
+
+
+def _graph_judge(inp, outp):
+    torch = _torch()
+    worst = 0.0
+    for i, case in enumerate(inp["cases"]):
+        f, _ = GRAPHS[case["name"]]
+        leaves = [torch.tensor(a, requires_grad=True) for a in case["args"]]
+        res = f(TORCH_OPS, *leaves)
+        res.backward(None if case["dout"] is None else torch.tensor(case["dout"]))
+        compare(f"the value of {case['name']}", outp.get(f"{i}.out"), res.detach().numpy(), tol=TOL)
+        names = "xb" if len(leaves) == 2 and case["name"].startswith("a broadcast") else "xw"
+        for j, leaf in enumerate(leaves):
+            worst = max(worst, _cmp_grad(
+                f"the gradient of {names[j]} (shape {tuple(leaf.shape)}) in '{case['name']}'",
+                outp.get(f"{i}.d{j}"), leaf.grad.numpy(),
+                "a tensor used by several operations gets the sum of their contributions: "
+                "accumulate adds, backward visits a tensor only once all its consumers are done"))
+    return (f"{len(inp['cases'])} graphs with shared nodes and diamonds match PyTorch autograd "
+            f"(largest relative error {worst:.1e})")
+
+
+register("autodiff.graphs", ("Tensor",) + _GRAPH_FNS, _graph_inputs, _graph_probe, _graph_judge,
+         doc="whole expressions with shared nodes, against PyTorch autograd")
+
+
+# ------------------------------------------------------------------ a two-layer MLP
+
+_MLP_FNS = ("add", "sub", "mul", "matmul", "relu", "log_softmax", "reduce_sum", "reduce_mean")
+
+
+def _mlp_loss(F, X, Y, W1, b1, W2, b2, reg):
+    h = F.relu(F.add(F.matmul(X, W1), b1))
+    scores = F.add(F.matmul(h, W2), b2)
+    data = F.reduce_mean(F.reduce_sum(F.mul(F.log_softmax(scores, 1), Y), 1))
+    penalty = F.add(F.reduce_sum(F.mul(W1, W1)), F.reduce_sum(F.mul(W2, W2)))
+    return F.sub(F.mul(penalty, reg), data)
+
+
+def _mlp_inputs(rng, hidden):
+    N, D, H, C = (int(s) for s in rng.integers(2, 9, size=4)) if hidden else (6, 5, 7, 3)
+    return {"X": rng.standard_normal((N, D)), "Y": np.eye(C)[rng.integers(0, C, N)],
+            "params": [0.5 * rng.standard_normal((D, H)), 0.1 * rng.standard_normal(H),
+                       0.5 * rng.standard_normal((H, C)), 0.1 * rng.standard_normal(C)],
+            "reg": float(rng.uniform(0.01, 0.3)) if hidden else 0.05}
+
+
+def _mlp_probe(fns, inp):
+    T, F = fns[0], SimpleNamespace(**dict(zip(_MLP_FNS, fns[1:])))
+    with _Student():
+        params = [T(p, requires_grad=True) for p in inp["params"]]
+        loss = _expect_tensor(T, _mlp_loss(F, inp["X"], inp["Y"], *params, inp["reg"]), "the loss")
+        out = {"loss": _data_of(loss, "the loss")}
+        loss.backward()
+        for name, p in zip(("W1", "b1", "W2", "b2"), params):
+            out["d" + name] = _grad_of(p, name)
+    return out
+
+
+def _mlp_judge(inp, outp):
+    torch = _torch()
+    params = [torch.tensor(p, requires_grad=True) for p in inp["params"]]
+    loss = _mlp_loss(TORCH_OPS, torch.tensor(inp["X"]), torch.tensor(inp["Y"]), *params, inp["reg"])
+    loss.backward()
+    compare("the loss of the two-layer network", outp.get("loss"), loss.detach().numpy(), tol=TOL)
+    worst = 0.0
+    for name, p in zip(("W1", "b1", "W2", "b2"), params):
+        worst = max(worst, _cmp_grad(
+            f"the gradient of {name} in the two-layer network's loss", outp.get("d" + name),
+            p.grad.numpy(), "W1 and W2 are used twice (the scores and the penalty): their "
+                            "contributions add; b1 and b2 are broadcast over the batch"))
+    return f"the loss and all four gradients match PyTorch autograd (largest relative error {worst:.1e})"
+
+
+register("autodiff.mlp", ("Tensor",) + _MLP_FNS, _mlp_inputs, _mlp_probe, _mlp_judge,
+         doc="a two-layer network's loss and gradients, against PyTorch autograd")

@@ -1,0 +1,127 @@
+"""The ``dlhw`` command.
+
+Students:
+    dlhw check NOTEBOOK          run a notebook and report every graded test cell's verdict
+
+Instructors and TAs (need the full package, ``pip install -e .``):
+    dlhw build                   regenerate answer cells, blocks, the release and the kit
+    dlhw autograde A --submitted DIR --results OUT [--workers N] [--course DIR]
+    dlhw feedback A [--course DIR]      HTML feedback per student (hidden tests' code hidden)
+    dlhw export [A] --csv FILE [--gradescope DIR] [--course DIR]
+    dlhw demo [--dir DIR]        build, simulate a class, autograde it, gradebook and feedback
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _instructor():
+    try:
+        import grader  # noqa: F401
+    except ImportError:
+        raise SystemExit("error: this command needs the full dlhw package (the instructor install: "
+                         "pip install -e . in the dlhw repository); the student kit only has `dlhw check`")
+
+
+def _course(args):
+    from grader.course import Course
+    return Course(root=Path(args.course))
+
+
+def cmd_build(args):
+    _instructor()
+    from grader.build import build, check_stale
+    if args.check:
+        stale = check_stale()
+        for path, why in stale.items():
+            print(f"{path}: {why}")
+        return 1 if stale else 0
+    build(only=args.only)
+    return 0
+
+
+def cmd_autograde(args):
+    _instructor()
+    from grader.autograde import autograde
+    results = autograde(_course(args), args.assignment, Path(args.submitted), Path(args.results),
+                        workers=args.workers, cell_timeout=args.timeout, memory_mb=args.memory_mb)
+    return 0 if results else 1
+
+
+def cmd_feedback(args):
+    _instructor()
+    from grader.feedback import feedback
+    feedback(_course(args), args.assignment)
+    return 0
+
+
+def cmd_export(args):
+    _instructor()
+    from grader.feedback import export
+    export(_course(args), Path(args.csv), args.assignment,
+           Path(args.gradescope) if args.gradescope else None, Path(args.results) if args.results else None)
+    return 0
+
+
+def cmd_demo(args):
+    _instructor()
+    from grader.demo import demo
+    return demo(Path(args.dir), students=args.students, workers=args.workers)
+
+
+def cmd_check(args):
+    from dlhw.selfgrade import selfgrade
+    return selfgrade(Path(args.notebook), timeout=args.timeout)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="dlhw", description="dlhw: build, check and grade the course")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("build", help="regenerate solutions' answer cells, blocks, notebooks/ and the kit")
+    s.add_argument("--check", action="store_true", help="only list generated files that are stale")
+    s.add_argument("only", nargs="*", help="assignments to build (default: all, and the kit)")
+    s.set_defaults(func=cmd_build)
+
+    s = sub.add_parser("autograde", help="grade DIR/<student>/<ASSIGNMENT>/*.ipynb")
+    s.add_argument("assignment")
+    s.add_argument("--submitted", required=True, help="folder of student folders (nbgrader's layout)")
+    s.add_argument("--results", required=True, help="where OUT/<student>/<ASSIGNMENT>.json go")
+    s.add_argument("--workers", type=int, default=None, help="parallel workers (default: all cores)")
+    s.add_argument("--course", default="course", help="course directory: gradebook, autograded/, feedback/")
+    s.add_argument("--timeout", type=float, default=60.0, help="seconds per cell (default 60)")
+    s.add_argument("--memory-mb", type=int, default=2048, help="memory cap per submission (default 2048)")
+    s.set_defaults(func=cmd_autograde)
+
+    s = sub.add_parser("feedback", help="HTML feedback per student under COURSE/feedback")
+    s.add_argument("assignment")
+    s.add_argument("--course", default="course")
+    s.set_defaults(func=cmd_feedback)
+
+    s = sub.add_parser("export", help="grades as CSV (and Gradescope JSON)")
+    s.add_argument("assignment", nargs="?", default=None)
+    s.add_argument("--csv", default="grades.csv")
+    s.add_argument("--gradescope", default=None, help="folder for <student>/<assignment>.json copies")
+    s.add_argument("--results", default=None, help="the --results folder of autograde (for --gradescope)")
+    s.add_argument("--course", default="course")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("demo", help="build, simulate a class, autograde it, print the gradebook")
+    s.add_argument("--dir", default="demo-course")
+    s.add_argument("--students", type=int, default=16)
+    s.add_argument("--workers", type=int, default=None)
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("check", help="run a notebook and report its graded tests (for students)")
+    s.add_argument("notebook")
+    s.add_argument("--timeout", type=float, default=120.0)
+    s.set_defaults(func=cmd_check)
+
+    args = p.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
