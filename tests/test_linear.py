@@ -73,7 +73,10 @@ def test_logistic_matches_torch(N, D, l2, scale, seed):
     loss, grad = logistic_loss(w, X, t, l2)
     loss_t, grad_t = torch_logistic(w, X, t, l2)
     assert abs(loss - loss_t) <= 1e-10 * max(1.0, abs(loss_t))
-    assert rel_error(grad, grad_t) < 1e-9
+    # Relative, with an absolute floor: a saturated sigmoid (|logit| ~ 100) makes sigmoid(z) - t
+    # a difference of numbers near 1, exact only to ~1e-16 in absolute terms, so a gradient of
+    # 1e-13 carries a relative error of 1e-3 in any float64 implementation (hypothesis found one).
+    assert np.max(np.abs(grad - grad_t)) <= 1e-9 * np.max(np.abs(grad_t)) + 1e-14 * scale * N
 
 
 def test_logistic_numerical_gradient_and_soft_targets():
