@@ -68,9 +68,13 @@ def _grads(fn: str, outs, douts, inputs: Sequence):
              if o.requires_grad]
     gs = torch.autograd.grad([p[0] for p in pairs], [t for _, t in inputs], [p[1] for p in pairs],
                              allow_unused=True, retain_graph=True)   # a check may backprop twice
-    # an input the result does not depend on has gradient zero (autograd says None)
-    return tuple(np.zeros(t.shape) if g is None else g.detach().cpu().double().numpy()
-                 for (_, t), g in zip(inputs, gs))
+    # every input of these layers shapes the result, so autograd's None means a cut graph
+    cut = [name for (name, _), g in zip(inputs, gs) if g is None]
+    if cut:
+        raise CheckFailed(f"no gradient reaches {', '.join(cut)}: in autograd's graph {fn}'s result does not "
+                          "depend on it (a .detach(), a trip through numpy, torch.tensor(...) of an "
+                          "intermediate, or a missing term?)")
+    return tuple(g.detach().cpu().double().numpy() for g in gs)
 
 
 def _values(*ts):

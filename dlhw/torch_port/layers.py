@@ -172,8 +172,8 @@ def lstm_step_torch(x, prev_h, prev_c, Wx, Wh, b):
     require_shape(fn, "Wh", require_tensor(fn, "Wh", Wh), ("H", 4 * H), sizes, why="(H, 4H): the gates i, f, o, g")
     require_shape(fn, "b", require_tensor(fn, "b", b), (4 * H,), sizes, why="(4H,): the gates i, f, o, g")
     ### BEGIN SOLUTION
-    a = x @ Wx + prev_h @ Wh + b                                 # (N, 4H)
-    a_i, a_f, a_o, a_g = a.chunk(4, dim=1)
+    gates = x @ Wx + prev_h @ Wh + b                             # (N, 4H)
+    a_i, a_f, a_o, a_g = gates.chunk(4, dim=1)
     i, f, o, g = torch.sigmoid(a_i), torch.sigmoid(a_f), torch.sigmoid(a_o), torch.tanh(a_g)
     next_c = f * prev_c + i * g                                  # the cell: keep some, write some
     next_h = o * torch.tanh(next_c)

@@ -18,7 +18,7 @@ from typing import Any, MutableMapping
 
 import numpy as np
 
-__all__ = ["as_array", "require_shape", "require_keys", "require_one_of", "shape_str"]
+__all__ = ["as_array", "require_shape", "require_keys", "require_one_of", "require_tensor", "shape_str"]
 
 
 def shape_str(shape) -> str:
@@ -97,3 +97,16 @@ def require_one_of(func: str, name: str, value: Any, allowed) -> None:
     """A ValueError when ``value`` is not one of ``allowed``."""
     if value not in allowed:
         raise ValueError(f"{func}: {name} must be one of {list(allowed)}; got {value!r}")
+
+
+def require_tensor(func: str, name: str, x: Any, floating: bool = True):
+    """``x`` itself when it is a torch tensor (of a floating dtype, by default); a ValueError
+    naming ``func`` and ``name`` otherwise (a numpy array passed where a tensor belongs is
+    the usual slip when porting numpy code to torch)."""
+    import torch
+    if not isinstance(x, torch.Tensor):
+        hint = " (convert it with torch.as_tensor or torch.from_numpy)" if isinstance(x, np.ndarray) else ""
+        raise ValueError(f"{func}: {name} must be a torch.Tensor; got {type(x).__name__}{hint}")
+    if floating and not x.dtype.is_floating_point:
+        raise ValueError(f"{func}: {name} must be a floating-point tensor; got dtype {x.dtype}")
+    return x

@@ -1,0 +1,118 @@
+"""PyTorch models for assignment 09: the ConvNet and the tiny transformer of assignments 06 and 08.
+
+They are ordinary ``torch.nn.Module``s, so they run on any device (``model.to(device)``) and
+in any dtype. Scores come in PyTorch's layout for ``CrossEntropyLoss``: (N, C) for the ConvNet,
+(N, C, T) for the transformer (one label per position).
+
+``TinyTransformer(attention=...)`` takes the attention function, ``(q, k, v, mask) -> out`` on
+tensors of shape (N, heads, T, d): the student's ``attention_torch`` trains the model through
+autograd, or PyTorch's ``scaled_dot_product_attention`` (the default) for comparison.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["ConvNet", "TinyTransformer", "sinusoidal_encoding", "count_parameters"]
+
+
+class ConvNet(nn.Module):
+    """[conv 3x3 - batchnorm - relu - 2x2 max-pool] x 2, then a linear classifier.
+
+    Input (N, 1, 8, 8) digits (or (N, C, H, W) with ``in_channels`` = C and H, W divisible by
+    4); output scores (N, num_classes).
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, channels=(16, 32), image_size: int = 8):
+        super().__init__()
+        c1, c2 = channels
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, c1, 3, padding=1), nn.BatchNorm2d(c1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 3, padding=1), nn.BatchNorm2d(c2), nn.ReLU(), nn.MaxPool2d(2))
+        self.classifier = nn.Linear(c2 * (image_size // 4) ** 2, num_classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).flatten(1))
+
+
+def sinusoidal_encoding(T: int, D: int, dtype=torch.float32, device=None) -> torch.Tensor:
+    """(T, D): sin at even columns and cos at odd ones, of t / 10000^(2i / D) (assignment 08)."""
+    position = torch.arange(T, dtype=torch.float64, device=device)[:, None]
+    rates = torch.exp(-math.log(10000.0) * torch.arange(0, D, 2, dtype=torch.float64, device=device) / D)
+    angles = position * rates                                   # (T, ceil(D / 2))
+    pe = torch.zeros(T, D, dtype=torch.float64, device=device)
+    pe[:, 0::2] = torch.sin(angles)
+    pe[:, 1::2] = torch.cos(angles[:, : D // 2])
+    return pe.to(dtype)
+
+
+class _SelfAttention(nn.Module):
+    def __init__(self, d_model: int, num_heads: int, attention: Callable):
+        super().__init__()
+        if d_model % num_heads:
+            raise ValueError(f"TinyTransformer: d_model ({d_model}) must be divisible by num_heads ({num_heads})")
+        self.h, self.attention = num_heads, attention
+        self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)
+        self.out = nn.Linear(d_model, d_model, bias=False)
+
+    def forward(self, x, mask=None):
+        N, T, D = x.shape
+        # (N, T, 3D) -> three (N, heads, T, D / heads) tensors
+        q, k, v = self.qkv(x).reshape(N, T, 3, self.h, D // self.h).permute(2, 0, 3, 1, 4)
+        mixed = self.attention(q, k, v, mask)                     # (N, heads, T, D / heads)
+        return self.out(mixed.transpose(1, 2).reshape(N, T, D))
+
+
+class _Block(nn.Module):
+    """Pre-LN transformer block: x + attention(LN(x)), then x + FFN(LN(x))."""
+
+    def __init__(self, d_model: int, num_heads: int, attention: Callable):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.attn = _SelfAttention(d_model, num_heads, attention)
+        self.ffn = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.ReLU(), nn.Linear(4 * d_model, d_model))
+
+    def forward(self, x, mask=None):
+        x = x + self.attn(self.ln1(x), mask)
+        return x + self.ffn(self.ln2(x))
+
+
+def _sdpa(q, k, v, mask=None):
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+class TinyTransformer(nn.Module):
+    """Token embedding + sinusoidal positions, pre-LN blocks, a final layer norm, a read-out.
+
+    Input tokens (N, T) int64 (T <= max_len); output scores (N, num_classes, T).
+    """
+
+    def __init__(self, vocab_size: int, num_classes: int, d_model: int = 32, num_heads: int = 2,
+                 num_layers: int = 1, max_len: int = 64, attention: Optional[Callable] = None,
+                 causal: bool = False):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, d_model)
+        self.register_buffer("pe", sinusoidal_encoding(max_len, d_model), persistent=False)
+        attention = attention or _sdpa
+        self.blocks = nn.ModuleList(_Block(d_model, num_heads, attention) for _ in range(num_layers))
+        self.ln = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, num_classes)
+        self.causal = causal
+
+    def forward(self, tokens):
+        T = tokens.shape[1]
+        if T > self.pe.shape[0]:
+            raise ValueError(f"TinyTransformer: sequences of length {T} exceed max_len {self.pe.shape[0]}")
+        x = self.embed(tokens) + self.pe[:T].to(self.embed.weight.dtype)
+        mask = (torch.ones(T, T, dtype=torch.bool, device=tokens.device).tril() if self.causal else None)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.head(self.ln(x)).transpose(1, 2)             # (N, C, T), CrossEntropyLoss's layout
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
