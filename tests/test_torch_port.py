@@ -214,8 +214,8 @@ def test_train_one_epoch_weights_the_short_last_batch():
 
         def forward(self, x):
             return x[:, :3] + 0 * self.w
-    loader, loss_fn = _toy_loader(), torch.nn.CrossEntropyLoss()
-    mean = train_one_epoch(Fixed(), loader, loss_fn, torch.optim.SGD(Fixed().parameters(), lr=0.0), "cpu")
+    model, loader, loss_fn = Fixed(), _toy_loader(), torch.nn.CrossEntropyLoss()
+    mean = train_one_epoch(model, loader, loss_fn, torch.optim.SGD(model.parameters(), lr=0.0), "cpu")
     X, y = loader.dataset.tensors
     assert mean == pytest.approx(float(loss_fn(X[:, :3], y)), rel=1e-6)
 

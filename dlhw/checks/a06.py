@@ -35,8 +35,8 @@ def _conv_case(rng, N, C, H, W, F, HH, WW, stride, pad):
     x = rng.standard_normal((N, C, H, W))
     w = rng.standard_normal((F, C, HH, WW)) / np.sqrt(C * HH * WW)
     b = rng.standard_normal(F)
-    # the shape of dout is what the student's conv_forward must work out, so the kit
-    # states it without the formula's textbook spelling (the release must not carry it)
+    # dout's shape, written unlike conv_forward's solution lines: this module ships in the
+    # student kit, which must not contain them
     rows, cols = ((size + 2 * pad - kernel) // stride + 1 for size, kernel in ((H, HH), (W, WW)))
     return {"args": [x, w, b, {"stride": stride, "pad": pad}],
             "dout": rng.standard_normal((N, F, rows, cols))}

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["LayerCase", "layer_cases", "compare_layers", "devices", "tf32", "median_time"]
+__all__ = ["LayerCase", "layer_cases", "compare_layers", "tf32", "median_time"]
 
 
 @dataclass
@@ -35,7 +35,7 @@ class LayerCase:
     torch_fn: Callable               # (*tensor args) -> out, the PyTorch built-in
 
 
-def _pair(fwd, bwd, n_grads=None):
+def _pair(fwd, bwd):
     """Wrap a numpy (forward, backward) pair so that backward only needs dout."""
     state = {}
 
@@ -62,7 +62,7 @@ def layer_cases(L: Dict[str, Callable], seed: int = 0) -> List[LayerCase]:
     def add(name, needs, args, diff, torch_fn, n_out=1):
         if not all(k in L for k in needs):
             return
-        fwd, bwd = _pair(L[needs[0]], L[needs[1]]) if len(needs) == 2 else (None, None)
+        fwd, bwd = _pair(L[needs[0]], L[needs[1]])
         cases.append(LayerCase(name, args, diff, fwd, bwd, torch_fn))
 
     N, D, M = 64, 128, 96
@@ -73,10 +73,11 @@ def layer_cases(L: Dict[str, Callable], seed: int = 0) -> List[LayerCase]:
     if "softmax_loss" in L:
         y = rng.integers(0, 10, N)
 
-        def sm_fwd(x):
-            loss, sm_fwd.dx = L["softmax_loss"](x, y)
-            return np.asarray(loss)
-        cases.append(LayerCase("softmax_loss", [3 * r((N, 10))], [0], sm_fwd, lambda dout: (sm_fwd.dx * dout,),
+        def sm_fwd(x):                         # (loss, dx) read as a layer's (out, cache)
+            loss, dx = L["softmax_loss"](x, y)
+            return np.asarray(loss), dx
+        fwd, bwd = _pair(sm_fwd, lambda dout, dx: dx * dout)
+        cases.append(LayerCase("softmax_loss", [3 * r((N, 10))], [0], fwd, bwd,
                                lambda x: F.cross_entropy(x, torch.as_tensor(y, device=x.device))))
     gamma, beta = rng.uniform(0.5, 1.5, D), 0.1 * r(D)
     add("batchnorm", ("batchnorm_forward", "batchnorm_backward"),
@@ -98,15 +99,11 @@ def layer_cases(L: Dict[str, Callable], seed: int = 0) -> List[LayerCase]:
         lambda x, h, wx, wh, b: torch.tanh(x @ wx + h @ wh + b))
     if "lstm_step_forward" in L and "lstm_step_backward" in L:
         p = _perm(H)
-        state = {}
 
-        def lstm_fwd(x, h, c, wx, wh, b):
-            next_h, next_c, state["cache"] = L["lstm_step_forward"](x, h, c, wx, wh, b)
-            return next_h                      # compared on next_h; its gradient reaches every input
-
-        def lstm_bwd(dout):
-            g = L["lstm_step_backward"](dout, np.zeros_like(dout), state["cache"])
-            return tuple(g)
+        def lstm_fwd(*args):                   # compared on next_h; its gradient reaches every input
+            next_h, _next_c, cache = L["lstm_step_forward"](*args)
+            return next_h, cache
+        fwd, bwd = _pair(lstm_fwd, lambda dout, cache: tuple(L["lstm_step_backward"](dout, np.zeros_like(dout), cache)))
 
         def lstm_torch(x, h, c, wx, wh, b):
             idx = torch.as_tensor(p, device=x.device)
@@ -114,18 +111,13 @@ def layer_cases(L: Dict[str, Callable], seed: int = 0) -> List[LayerCase]:
             return out_h
         cases.append(LayerCase("lstm_step", [r((N, D)), r((N, H)), r((N, H)), r((D, 4 * H)) / np.sqrt(D),
                                              r((H, 4 * H)) / np.sqrt(H), r(4 * H)], [0, 1, 2, 3, 4, 5],
-                               lstm_fwd, lstm_bwd, lstm_torch))
+                               fwd, bwd, lstm_torch))
     T = 32
     causal = np.tril(np.ones((T, T), dtype=bool))
     add("attention (causal)", ("attention_forward", "attention_backward"),
         [r((8, 4, T, 16)), r((8, 4, T, 16)), r((8, 4, T, 16)), causal], [0, 1, 2],
         lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m))
     return cases
-
-
-def devices() -> List[torch.device]:
-    """The CPU, and the GPU when ``torch.cuda.is_available()``."""
-    return [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
 
 
 @contextlib.contextmanager
