@@ -1,7 +1,8 @@
 """The ``dlhw`` command.
 
-Students:
-    dlhw check NOTEBOOK          run a notebook and report every graded test cell's verdict
+Students (``python -m dlhw ...`` works where the ``dlhw`` script is not on the PATH):
+    dlhw check [NOTEBOOK]        run a notebook and report every graded test cell's verdict;
+                                 NOTEBOOK: a path from here or a bare name (02_mlp_backprop)
 
 Instructors and TAs (need the full package, ``pip install -e .``):
     dlhw build                   regenerate answer cells, blocks, the release and the kit
@@ -72,8 +73,13 @@ def cmd_demo(args):
 
 
 def cmd_check(args):
-    from dlhw.selfgrade import selfgrade
-    return selfgrade(Path(args.notebook), timeout=args.timeout)
+    from dlhw.selfgrade import find_notebook, selfgrade
+    try:
+        path = find_notebook(args.notebook)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}")
+        return 2
+    return selfgrade(path, timeout=args.timeout)
 
 
 def main(argv=None) -> int:
@@ -115,7 +121,8 @@ def main(argv=None) -> int:
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("check", help="run a notebook and report its graded tests (for students)")
-    s.add_argument("notebook")
+    s.add_argument("notebook", nargs="?", default=None,
+                   help="a path from here, or a bare name like 02_mlp_backprop (default: the notebook here)")
     s.add_argument("--timeout", type=float, default=120.0)
     s.set_defaults(func=cmd_check)
 
