@@ -46,21 +46,43 @@ def _environment_yml():
     return conda, pip
 
 
-def test_environment_yml_agrees_with_pyproject():
-    meta = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    py = _reqs(meta["dependencies"] + meta["optional-dependencies"]["dev"])
-    py.pop("tomli", None)  # a backport for Python 3.10 only
+TEST_TOOLS = ("pytest", "pytest-xdist", "hypothesis", "nbval")
+
+
+def test_environment_yml_mirrors_the_student_install():
+    """conda's environment.yml is install.sh's install: the same torch and index, then the kit."""
+    from grader.kit import CPU_INDEX, INSTALL_SH, TORCH
     conda, pip = _environment_yml()
-    env = _reqs([c for c in conda if not c.startswith(("python", "pip"))] + [p for p in pip if not p.startswith("-e")])
-    assert env == py, f"environment.yml and pyproject.toml disagree: only in yml {set(env.items()) - set(py.items())}, " \
-                      f"only in pyproject {set(py.items()) - set(env.items())}"
-    assert f">={meta['requires-python'].lstrip('>=')}" in [c.replace("python", "") for c in conda if c.startswith("python")]
+    assert conda == ["python>=3.10", "pip"], "everything else comes from the kit's requirements"
+    meta = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert f">={meta['requires-python'].lstrip('>=')}" == conda[0].replace("python", "")
+    assert pip == [f"--extra-index-url {CPU_INDEX}", TORCH, "./notebooks/_kit"]
+    script = (REPO / "notebooks" / "_kit" / "install.sh").read_text()
+    assert script == INSTALL_SH
+    assert f'torch_req="${{DLHW_TORCH:-{TORCH}}}"' in script and f'index="${{DLHW_TORCH_INDEX-{CPU_INDEX}}}"' in script
+    assert f'torch_req="${{DLHW_TORCH:-{TORCH}}}"' in (REPO / ".ci" / "setup").read_text(), \
+        "students and CI take the same torch"
+    torch_range = [d for d in meta["dependencies"] if d.startswith("torch")]
+    assert torch_range and TORCH.split("==")[1].startswith("2."), "the pin must satisfy the package's range"
+
+
+def test_the_kit_requires_what_students_use_and_no_test_tools():
+    from grader.kit import kit_dependencies
+    kit = tomllib.loads((REPO / "notebooks" / "_kit" / "pyproject.toml").read_text())["project"]
+    assert kit["dependencies"] == kit_dependencies()[0]
+    reqs = _reqs(kit["dependencies"])
+    assert len(reqs) == len(kit["dependencies"]), "a requirement is listed twice"
+    meta = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert reqs == {k: v for k, v in _reqs(meta["dependencies"]).items() if k != "tomli"}
+    for name in ("nbgrader", "jupyterlab", "torch", "ipykernel", "nbclient"):
+        assert name in reqs, name
+    assert not set(reqs) & set(TEST_TOOLS)
+    assert kit["scripts"] == {"dlhw": "dlhw.cli:main"}
 
 
 def test_student_environment_installs_the_kit_not_the_reference():
     _, pip = _environment_yml()
-    editable = [p for p in pip if p.startswith("-e")]
-    assert editable == ["-e ./notebooks/_kit"]
+    assert [p for p in pip if "notebooks" in p] == ["./notebooks/_kit"]
     kit = REPO / "notebooks" / "_kit" / "dlhw"
     assert not (kit / "nn").exists()
     for path in kit.rglob("*.py"):

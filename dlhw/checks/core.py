@@ -25,14 +25,14 @@ import sys
 import traceback
 import zlib
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import numpy as np
 
 from dlhw.checks.wire import decode, encode
 
 __all__ = ["check", "CheckFailed", "Check", "register", "REGISTRY", "compare", "fail",
-           "call", "NotImplementedYet", "HIDDEN_NOTE"]
+           "call", "NotImplementedYet", "HIDDEN_NOTE", "Case", "Cases", "case_listing"]
 
 HIDDEN_NOTE = "Hidden tests with other shapes and seeds run at grading time."
 
@@ -58,10 +58,144 @@ class Check:
 REGISTRY: Dict[str, Check] = {}
 
 
+# ----------------------------------------------------------------------------- fixed cases
+#
+# Fairness: every student's hidden tests must exercise the same properties of the contract
+# (leading axes, N = 1, stride 2, absent running statistics...), and every property a hidden
+# test exercises must be exercised by a visible one, so that a student who passes the visible
+# tests can only lose hidden points on values and sizes, never on a rule they could not see.
+# A check states this as fixed lists of cases: each case has a name, the set of properties it
+# covers and a maker that draws the values and sizes inside that class (an "odd width" case
+# draws an odd width). The lists themselves never depend on the seed.
+
+@dataclass(frozen=True)
+class Case:
+    """One fixed case of a check: ``make(rng) -> dict`` draws the inputs of one probe run."""
+    name: str
+    properties: frozenset
+    make: Callable[[np.random.Generator], dict]
+
+    def __init__(self, name: str, properties, make: Callable[[np.random.Generator], dict]):
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "properties", frozenset(properties))
+        object.__setattr__(self, "make", make)
+
+
+class Cases:
+    """The inputs of a check as fixed lists of :class:`Case` (``hidden`` defaults to ``visible``).
+
+    Called as ``inputs(rng, hidden)`` it returns ``{"cases": [{"name", "properties", "inputs"}]}``;
+    :func:`register` then runs the check's probe and judge once per case. ``measure(inputs) ->
+    set of properties``, when given, recognizes the properties in drawn inputs, so that tests
+    can verify that each case really exercises what it declares, whatever the seed.
+    """
+
+    def __init__(self, visible: Sequence[Case], hidden: Optional[Sequence[Case]] = None,
+                 measure: Optional[Callable[[dict], set]] = None):
+        self.visible = list(visible)
+        self.hidden = list(visible if hidden is None else hidden)
+        self.measure = measure
+        for group in (self.visible, self.hidden):
+            names = [c.name for c in group]
+            if len(set(names)) != len(names):
+                raise ValueError(f"Cases: duplicate case names {names}")
+
+    def __call__(self, rng: np.random.Generator, hidden: bool) -> dict:
+        cases = []
+        for c in (self.hidden if hidden else self.visible):
+            # each case its own stream, so that one case's sizes do not shift another's values
+            sub = np.random.default_rng(int(rng.integers(0, 2 ** 63)))
+            cases.append({"name": c.name, "properties": sorted(c.properties), "inputs": c.make(sub)})
+        return {"cases": cases}
+
+
+def _case_label(case: dict) -> str:
+    return f"case '{case['name']}'"
+
+
+def _label(exc: CheckFailed, case: dict) -> None:
+    """Add the case to a failure's message, in place (the exception keeps its type and fields)."""
+    exc.args = (f"{exc} [{_case_label(case)}]",) + tuple(exc.args[1:])
+
+
+def _multi_probe(probe: Callable) -> Callable:
+    def probe_cases(fns, inp):
+        outs = {}
+        for i, case in enumerate(inp["cases"]):
+            try:
+                out = probe(fns, case["inputs"])
+            except NotImplementedYet:
+                raise
+            except CheckFailed as exc:
+                _label(exc, case)
+                raise
+            except Exception as exc:
+                try:  # the crash report (_run_probe) names the case too
+                    exc.args = (f"{exc} [{_case_label(case)}]",)
+                except Exception:
+                    pass
+                raise
+            if not isinstance(out, dict):
+                raise CheckFailed("internal: probe must return a dict")
+            outs[str(i)] = out
+        return {"cases": outs}
+    return probe_cases
+
+
+def _multi_judge(judge: Callable) -> Callable:
+    def judge_cases(inp, outp):
+        cases = inp["cases"]
+        got = outp.get("cases") if isinstance(outp, dict) else None
+        if not isinstance(got, dict):
+            raise CheckFailed("the outputs hold no cases")
+        first = ""
+        for i, case in enumerate(cases):
+            out = got.get(str(i))
+            if not isinstance(out, dict):
+                raise CheckFailed(f"the outputs of {_case_label(case)} are missing")
+            if "__error__" in out:
+                raise CheckFailed(f"{out['__error__']} [{_case_label(case)}]")
+            try:
+                msg = judge(case["inputs"], out)
+            except CheckFailed as exc:
+                _label(exc, case)
+                raise
+            first = first or (msg or "correct")
+        if len(cases) > 1:
+            first += f" (all {len(cases)} cases: {', '.join(c['name'] for c in cases)})"
+        return first
+    return judge_cases
+
+
+def case_listing(name: str, seed: int, hidden: bool) -> list:
+    """[(case name, declared properties, measured properties or None)] of check ``name``.
+
+    None when the check has no fixed cases. ``measured`` is what the check's ``measure``
+    recognizes in the inputs drawn with ``seed`` (None without a measure).
+    """
+    chk = get(name)
+    cases = getattr(chk.inputs, "cases_spec", None)
+    if cases is None:
+        return None
+    drawn = cases(np.random.default_rng(seed), hidden)["cases"]
+    return [(c["name"], frozenset(c["properties"]),
+             None if cases.measure is None else frozenset(cases.measure(c["inputs"]))) for c in drawn]
+
+
 def register(name: str, functions, inputs, probe, judge, doc: str = "") -> Check:
-    """Add a check to the registry (check modules call this at import time)."""
+    """Add a check to the registry (check modules call this at import time).
+
+    With ``inputs`` a :class:`Cases`, the probe and the judge run once per fixed case.
+    """
     if isinstance(functions, str):
         functions = (functions,)
+    if isinstance(inputs, Cases):
+        spec = inputs
+        probe, judge = _multi_probe(probe), _multi_judge(judge)
+
+        def inputs(rng, hidden, spec=spec):
+            return spec(rng, hidden)
+        inputs.cases_spec = spec
     chk = Check(name, tuple(functions), inputs, probe, judge, doc)
     REGISTRY[name] = chk
     return chk
