@@ -148,10 +148,29 @@ def _judge_scalar(what, got, expected, hint):
     return compare(what, np.reshape(got, ()), expected, hint=hint)
 
 
+def _softmax_loss_hint(inp, out):
+    """The hint for a wrong loss: an infinite loss with a right dx took the log of a probability."""
+    hint = "subtract each row's max before exp (logits may be ~1e3), average over the batch"
+    try:
+        loss = np.asarray(out["loss"], dtype=np.float64)
+        dx = np.asarray(out["dx"], dtype=np.float64)
+    except (TypeError, ValueError, KeyError):
+        return hint
+    if loss.size != 1 or np.isfinite(loss).all():
+        return hint
+    expected_dx = _softmax_oracle(inp["x"], inp["y"])[1]
+    if dx.shape == expected_dx.shape and np.isfinite(dx).all() and np.allclose(dx, expected_dx, rtol=1e-6,
+                                                                                 atol=1e-12):
+        return ("your probabilities are right (dx matches), but with logits of 1e3 the small ones underflow "
+                "to 0 and log(0) = -inf: use log-sum-exp, never the log of a probability: log softmax(x) "
+                "= (x - max) - log(sum(exp(x - max))), then pick the entry of class y")
+    return hint + "; then take the log with log-sum-exp, never the log of a probability"
+
+
 register("softmax_loss.loss", ("softmax_loss",), _LOSS_CASES, _probe_loss("softmax_loss"),
          lambda i, o: "loss matches PyTorch's cross_entropy (relative error %.1e)" % _judge_scalar(
              "the loss from softmax_loss", o["loss"], _softmax_oracle(i["x"], i["y"])[0],
-             "subtract each row's max before exp (logits may be ~1e3), average over the batch"))
+             _softmax_loss_hint(i, o)))
 register("softmax_loss.dx", ("softmax_loss",), _LOSS_CASES, _probe_loss("softmax_loss"),
          lambda i, o: "dx matches PyTorch autograd (relative error %.1e)" % compare(
              "dx from softmax_loss", o["dx"], _softmax_oracle(i["x"], i["y"])[1], oracle="PyTorch autograd",

@@ -339,7 +339,7 @@ for _name, _gs in _SEQ_GROUPS.items():
 def _clip_case(rng, shapes, ratio, what, zero=False):
     """Gradients of the given shapes whose joint norm is ``ratio`` times max_norm."""
     grads = [np.zeros(s) if zero else rng.standard_normal(s) * rng.uniform(0.5, 2.0) for s in shapes]
-    total = float(np.sqrt(sum(np.sum(g * g) for g in grads)))
+    total = float(np.linalg.norm([np.linalg.norm(g) for g in grads]))   # the joint norm (not the solution's spelling)
     max_norm = float(rng.uniform(0.5, 5.0)) if zero else total / ratio
     return {"what": what, "grads": grads, "max_norm": max_norm}
 
