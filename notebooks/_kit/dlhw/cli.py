@@ -10,6 +10,7 @@ Instructors and TAs (need the full package, ``pip install -e .``):
     dlhw feedback A [--course DIR]      HTML feedback per student (hidden tests' code hidden)
     dlhw export [A] --csv FILE [--gradescope DIR] [--course DIR]
     dlhw demo [--dir DIR]        build, simulate a class, autograde it, gradebook and feedback
+    dlhw release A --to DIR      what students of A receive: A, the kit, the install files
 """
 from __future__ import annotations
 
@@ -72,6 +73,17 @@ def cmd_demo(args):
     return demo(Path(args.dir), students=args.students, workers=args.workers)
 
 
+def cmd_release(args):
+    _instructor()
+    from grader.release import release, resolve_assignment
+    assignment = resolve_assignment(args.assignment)
+    written = release(assignment, Path(args.to))
+    print(f"released {len(written)} files to {args.to}: notebooks/{assignment}/, notebooks/_kit/ "
+          "(with install.sh) and environment.yml.\nHand out one assignment at a time, after the deadline "
+          "of the one before: its blocks.py holds earlier assignments' reference code.")
+    return 0
+
+
 def cmd_check(args):
     from dlhw.selfgrade import find_notebook, selfgrade
     try:
@@ -119,6 +131,11 @@ def main(argv=None) -> int:
     s.add_argument("--students", type=int, default=16)
     s.add_argument("--workers", type=int, default=None)
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("release", help="write what students of ASSIGNMENT receive to DIR (nothing later)")
+    s.add_argument("assignment", help="02, or 02_mlp_backprop")
+    s.add_argument("--to", required=True, help="the folder to hand out")
+    s.set_defaults(func=cmd_release)
 
     s = sub.add_parser("check", help="run a notebook and report its graded tests (for students)")
     s.add_argument("notebook", nargs="?", default=None,

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Optional
 
 HIDDEN_NOTE = "Hidden tests with other shapes and seeds run at grading time."
+# set in the kernel that runs the notebook: a `!python -m dlhw check` cell saved in the
+# notebook would otherwise start the check again, inside itself, without end
+NESTED = "DLHW_CHECK_RUNNING"
 
 
 def find_notebook(name: Optional[str], cwd: Optional[Path] = None) -> Path:
@@ -53,6 +56,9 @@ def selfgrade(path: Path, timeout: float = 120.0, quiet: bool = False) -> int:
     from nbclient import NotebookClient
 
     path = Path(path)
+    if os.environ.get(NESTED):
+        print(f"dlhw check: skipped here (this cell runs inside `dlhw check` of {os.environ[NESTED]})")
+        return 0
     try:
         nb = nbformat.read(path, as_version=4)
     except Exception as exc:
@@ -63,7 +69,7 @@ def selfgrade(path: Path, timeout: float = 120.0, quiet: bool = False) -> int:
     stopped = None
     with tempfile.TemporaryFile(mode="w+") as kernel_stderr:
         try:
-            client.execute(stderr=kernel_stderr)
+            client.execute(stderr=kernel_stderr, env=dict(os.environ, **{NESTED: path.name}))
         except Exception as exc:   # the kernel died, or a cell ran past the timeout
             kernel_stderr.seek(0)
             tail = kernel_stderr.read()[-2000:].strip()
