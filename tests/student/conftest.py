@@ -1,9 +1,10 @@
 """``student_venv``: a virtual environment made by the student install command, and nothing else.
 
-The README's student install (``bash notebooks/_kit/install.sh VENV``) runs on a copy of the kit
-as a student receives it, into ``.cache/student-venv-<hash>`` (the hash covers the kit's files
-and the Python version), so repeated runs reuse it; a file lock lets xdist workers and other
-test sessions share it. The venv holds no dev extras: no pytest, no reference package.
+The README's student install (``bash notebooks/_kit/install.sh VENV``) runs in what a student of
+assignment 02 receives (``dlhw release 02_mlp_backprop --to .cache/student-venv-<hash>/course``),
+into ``.cache/student-venv-<hash>/venv`` (the hash covers the kit's files and the Python
+version), so repeated runs reuse it; a file lock lets xdist workers and other test sessions
+share it. The venv holds no dev extras: no pytest, no reference package.
 
 Here, ``DLHW_TORCH_INDEX`` is set empty: the machine's package index already serves the CPU
 build of torch (a student's default is the CPU index, https://download.pytorch.org/whl/cpu).
@@ -44,15 +45,18 @@ def base_python() -> str:
     return getattr(sys, "_base_executable", None) or shutil.which("python3") or sys.executable
 
 
-def make_student_venv(dest: Path, kit: Path = KIT) -> float:
-    """Run the student install into ``dest`` from a copy of ``kit``; returns the wall time in s."""
+ASSIGNMENT = "02_mlp_backprop"
+
+
+def make_student_venv(dest: Path) -> float:
+    """Release ASSIGNMENT into ``dest/course`` and run the student install there into
+    ``dest/venv``; returns the install's wall time in seconds."""
+    from grader.release import release
     dest = Path(dest)
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    course = dest / "course" / "notebooks"
-    course.mkdir(parents=True)
-    shutil.copytree(kit, course / "_kit", ignore=lambda d, names: [n for n in names if n in _SKIP or n.endswith(".egg-info")])
+    release(ASSIGNMENT, dest / "course")
     env = dict(os.environ, DLHW_TORCH_INDEX="", PYTHON=base_python())
     for var in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
         env.pop(var, None)
@@ -68,7 +72,8 @@ def make_student_venv(dest: Path, kit: Path = KIT) -> float:
 
 
 def cached_student_venv() -> Path:
-    """The venv of the current kit under .cache/, made once (under a lock) and then reused."""
+    """The venv of the current kit under .cache/, made once (under a lock) and then reused.
+    The released course it was installed from is ``<venv>/../course``."""
     CACHE.mkdir(exist_ok=True)
     key = kit_hash()
     root = CACHE / f"student-venv-{key}"
