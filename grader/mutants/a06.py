@@ -296,6 +296,11 @@ def spatial_batchnorm_backward(dout, cache):
     Mutant("spatial_batchnorm_backward", "dgamma summed over the batch axis only",
            code=_slip(SBN_PAIR, "dgamma = (dout * x_hat).sum(axis=(0, 2, 3))", "dgamma = (dout * x_hat).sum(axis=0).mean(axis=(1, 2))"),
            fails=["test_spatial_batchnorm_backward_dgamma"]),
+    # ----------------------------------------------------------------- hints that name the real cause
+    Mutant("conv_forward", "NumPy 1 code: np.lib.pad",
+           replace=[("np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))",
+                     "np.lib.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))")],
+           fails=["test_conv_forward"], hint="this is NumPy 1 code: np.lib.pad was removed"),
 ]
 
 RIGHT = [
