@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import Optional
 
@@ -87,8 +88,12 @@ def selfgrade(path: Path, timeout: float = 120.0, quiet: bool = False) -> int:
         if stopped and cell.get("execution_count") is None:
             lines.append(f"\u2717 {meta.get('grade_id')} (0/{points:g}): not run (the run stopped before it)")
         elif errors:
-            msg = f"{errors[0].get('ename')}: {errors[0].get('evalue', '')}".strip()
-            lines.append(f"\u2717 {meta.get('grade_id')} (0/{points:g}): {msg[:400]}")
+            ename, evalue = errors[0].get("ename", ""), str(errors[0].get("evalue", ""))
+            # a check's verdict is the message itself; anything else keeps its exception's name
+            msg = evalue if ename in ("CheckFailed", "NotImplementedYet") else f"{ename}: {evalue}".strip()
+            lines.append("\n".join(textwrap.wrap(f"\u2717 {meta.get('grade_id')} (0/{points:g}): {msg[:600]}",
+                                                  width=100, subsequent_indent="    ", break_long_words=False,
+                                                  break_on_hyphens=False)))
         else:
             earned += points
             lines.append(f"\u2713 {meta.get('grade_id')} ({points:g}/{points:g})")
