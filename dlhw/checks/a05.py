@@ -340,13 +340,20 @@ def _bn_running_inputs(rng, hidden):
 def _bn_running_probe(fns, inp):
     param = _copy(inp["bn_param"])
     means, variances = [], []
-    for x in inp["xs"]:
+    for step, x in enumerate(inp["xs"], 1):
         call(fns[0], "batchnorm_forward", x.copy(), inp["gamma"].copy(), inp["beta"].copy(), param, returns=2)
         for key, into in (("running_mean", means), ("running_var", variances)):
             if key not in param:
                 raise CheckFailed(f"after a train-mode call, bn_param has no {key!r}: keep the running "
                                   "averages in bn_param (the given last lines store them)")
-            into.append(np.array(param[key], dtype=np.float64, copy=True))
+            value = np.array(param[key], dtype=np.float64, copy=True)
+            if value.shape != inp["gamma"].shape:
+                raise CheckFailed(
+                    f"after train-mode call {step}, bn_param[{key!r}] has shape {value.shape}; expected "
+                    f"{inp['gamma'].shape}, one value per feature like gamma"
+                    + (": a batch statistic taken with keepdims=True? The running averages keep shape (D,)"
+                       if value.shape == (1,) + inp["gamma"].shape else ""))
+            into.append(value)
     # (calls, D) arrays: the outputs cross to the judge as plain arrays
     return {"running_mean": np.stack(means), "running_var": np.stack(variances)}
 
@@ -380,17 +387,45 @@ def _bn_running_judge(inp, out):
     N = inp["xs"][0].shape[0]
     m = _momentum(inp["bn_param"])
     got_m, got_v = np.asarray(out["running_mean"]), np.asarray(out["running_var"])
-    if got_m.ndim != 2 or len(got_m) != len(means) or got_v.shape[:1] != got_m.shape[:1]:
-        fail("internal: the probe returned malformed running statistics")
+    D = len(means[0])
+    for key, got in (("running_mean", got_m), ("running_var", got_v)):
+        if got.shape != (len(means), D):
+            fail(f"bn_param[{key!r}] over the {len(means)} train-mode calls has shape {got.shape}; expected "
+                 f"{(len(means), D)}: one value per feature (shape ({D},)) after each call")
+    # a running average created otherwise than the API says when bn_param has none
+    absent = {key: key not in inp["bn_param"] for key in ("running_mean", "running_var")}
+    started = {}
+    if absent["running_mean"]:
+        started["running_mean"] = _bn_running_oracle(
+            dict(inp, bn_param=dict(inp["bn_param"], running_mean=np.ones(D))))[0]
+    if absent["running_var"]:
+        started["running_var"] = _bn_running_oracle(
+            dict(inp, bn_param=dict(inp["bn_param"], running_var=np.zeros(D))))[1]
+    start_hint = {"running_mean": "Yours starts running_mean at ones: when bn_param has no 'running_mean' it "
+                                  "is created as zeros when absent",
+                  "running_var": "Yours starts running_var at zeros: when bn_param has no 'running_var' it is "
+                                 "created as ones when absent, PyTorch's convention; CS231n starts at zeros"}
+
+    def wrong_start(key, step, got):
+        alt = started.get(key)
+        return alt is not None and np.allclose(got, alt[step - 1], rtol=1e-9, atol=1e-12)
+
     worst = 0.0
     for step, (gm, gv, em, ev) in enumerate(zip(got_m, got_v, means, variances), 1):
-        worst = max(worst, compare(f"bn_param['running_mean'] after train-mode call {step}", gm, em,
-                                   hint=f"running_mean = momentum * running_mean + (1 - momentum) * batch "
-                                        f"mean, with momentum = {m:g} the weight of the OLD value"))
+        try:
+            worst = max(worst, compare(f"bn_param['running_mean'] after train-mode call {step}", gm, em,
+                                       hint=f"running_mean = momentum * running_mean + (1 - momentum) * batch "
+                                            f"mean, with momentum = {m:g} the weight of the OLD value"))
+        except CheckFailed as exc:
+            if not wrong_start("running_mean", step, gm):
+                raise
+            raise CheckFailed(f"{str(exc).split('. Hint: ')[0]}. {start_hint['running_mean']}") from None
         try:
             worst = max(worst, compare(f"bn_param['running_var'] after train-mode call {step}", gv, ev))
         except CheckFailed as exc:
             gv = np.asarray(gv, dtype=np.float64)
+            if wrong_start("running_var", step, gv):
+                raise CheckFailed(f"{exc}. {start_hint['running_var']}") from None
             # what the unbiased variance (PyTorch's running_var) would have given at this step
             prev = variances[step - 2] if step > 1 else np.asarray(
                 inp["bn_param"].get("running_var", np.ones(len(ev))), dtype=np.float64)
