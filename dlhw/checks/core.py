@@ -184,7 +184,7 @@ def _multi_judge(judge: Callable) -> Callable:
                 raise
             first = first or (msg or "correct")
         if len(cases) > 1:
-            first += f" (all {len(cases)} cases: {', '.join(c['name'] for c in cases)})"
+            first += f" (all {len(cases)} cases: {'; '.join(c['name'] for c in cases)})"
         return first
     return judge_cases
 
