@@ -558,24 +558,30 @@ def report(*fns: Callable) -> None:
         passed, message = judge(chk, inputs, outputs)
         if not passed:
             failed.append(chk.name)
+        text = message[len(chk.name) + 2:] if message.startswith(chk.name + ": ") else message
         blocker = outputs.get("__function__") if outputs.get("__kind__") == "not_implemented" else None
-        if blocker and blocker != _owner(chk):
-            # a backward whose forward is not written yet: one line for all its checks
+        if blocker:
+            # a function not written yet (or a backward whose forward is not): one line for all
+            # the checks it holds up, not the same message once per check
             key = (_owner(chk), blocker)
             if key not in waiting:
-                waiting[key] = []
+                waiting[key] = [text]
                 rows.append(key)
             waiting[key].append(chk.name)
             continue
-        text = message[len(chk.name) + 2:] if message.startswith(chk.name + ": ") else message
         rows.append(("\u2713" if passed else "\u2717", chk.name, text))
     lines = []
     for row in rows:
         if len(row) == 2:
-            owner, blocker = row
-            n = len(waiting[row])
-            lines.append(("\u2717", None, f"{owner}'s {n} check{'s' if n > 1 else ''} wait{'' if n > 1 else 's'} "
-                                          f"for {blocker} (not implemented yet: it still raises NotImplementedError)"))
+            (owner, blocker), (text, *names) = row, waiting[row]
+            n = len(names)
+            if blocker != owner:
+                lines.append(("\u2717", None, f"{owner}'s {n} check{'s' if n > 1 else ''} wait{'' if n > 1 else 's'} "
+                                              f"for {blocker} (not implemented yet: it still raises NotImplementedError)"))
+            elif n > 1:
+                lines.append(("\u2717", None, f"{owner}'s {n} checks: {text}"))
+            else:
+                lines.append(("\u2717", names[0], text))
         else:
             lines.append(row)
     width = max((len(name) for _, name, _ in lines if name), default=0)
