@@ -375,11 +375,28 @@ def _softmax_probe(fns, inp):
     return {"loss": np.asarray(loss, dtype=np.float64), "dW": dW}
 
 
+def _softmax_loss_hint(inp, out):
+    """An infinite loss with a right dW took the log of a probability that underflowed to 0."""
+    hint = ("mean over the N rows of -log softmax(X W)[n, y_n], plus (l2/2) sum W^2; subtract each row's "
+            "max score before exp (some tests use scores of ~1e3)")
+    try:
+        loss, dW = np.asarray(out["loss"], dtype=np.float64), np.asarray(out["dW"], dtype=np.float64)
+    except (TypeError, ValueError, KeyError):
+        return hint
+    if loss.size != 1 or np.isfinite(loss).all():
+        return hint
+    expected = _softmax_oracle(inp)[1]
+    if dW.shape == expected.shape and np.isfinite(dW).all() and np.allclose(dW, expected, rtol=1e-6, atol=1e-12):
+        return ("your probabilities are right (dW matches), but with scores of ~1e3 the small ones underflow "
+                "to 0 and log(0) = -inf: use log-sum-exp, never the log of a probability: log softmax(s) "
+                "= (s - max) - log(sum(exp(s - max))), then pick the entry of class y")
+    return hint + "; then take the log with log-sum-exp, never the log of a probability"
+
+
 register("softmax_regression_loss.loss", ("softmax_regression_loss",), _softmax_inputs, _softmax_probe,
          lambda i, o: "loss matches PyTorch's cross_entropy + (l2/2)||W||^2 (relative error %.1e)"
          % _scalar("the loss from softmax_regression_loss", o["loss"], _softmax_oracle(i)[0],
-                   "mean over the N rows of -log softmax(X W)[n, y_n], plus (l2/2) sum W^2; subtract each row's "
-                   "max score before exp (hidden tests use scores of ~1e3)"))
+                   _softmax_loss_hint(i, o)))
 register("softmax_regression_loss.grad", ("softmax_regression_loss",), _softmax_inputs, _softmax_probe,
          lambda i, o: "dW matches PyTorch autograd (relative error %.1e)" % compare(
              "dW from softmax_regression_loss", o["dW"], _softmax_oracle(i)[1], oracle="PyTorch autograd",

@@ -100,6 +100,11 @@ def numerical_gradient(f, x, h=1e-5):
            replace=[("rows = np.arange(N)", "rows = np.arange(N, dtype=np.int)")],
            fails=["test_softmax_regression_loss_loss", "test_softmax_regression_loss_grad"],
            hint="this is NumPy 1 code: np.int was removed in NumPy 1.24; use int"),
+    Mutant("softmax_regression_loss", "subtracts the max, then takes the log of the probabilities",
+           replace=[("log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))",
+                     "probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)\n"
+                     "    log_probs = np.log(probs)")],
+           fails=["test_softmax_regression_loss_loss"], hint="use log-sum-exp, never the log of a probability"),
 ]
 
 RIGHT = [

@@ -271,6 +271,10 @@ WRONG = [
     Mutant("dropout_backward", "forgets the 1/p of the kept units",
            replace=[("dx = dout * mask", "dx = dout * (mask > 0)")], fails=["test_dropout_backward_dx"]),
     # ----------------------------------------------------------------- hints that name the real cause
+    Mutant("batchnorm_forward", "running_var created as zeros when absent (CS231n's start)",
+           replace=[('bn_param.get("running_var", np.ones(x.shape[1]))',
+                     'bn_param.get("running_var", np.zeros(x.shape[1]))')],
+           fails=["test_batchnorm_forward_running"], hint="created as ones when absent"),
     Mutant("batchnorm_forward", "the batch mean taken with keepdims=True: running_mean of shape (1, D)",
            replace=[("mean = x.mean(axis=0)\n", "mean = x.mean(axis=0, keepdims=True)\n")],
            fails=["test_batchnorm_forward_running"], hint="a batch statistic taken with keepdims=True"),
