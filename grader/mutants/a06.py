@@ -303,7 +303,7 @@ def spatial_batchnorm_backward(dout, cache):
     Mutant("spatial_batchnorm_backward", "running_var created as zeros when absent (CS231n's start)",
            code=_slip(SBN_PAIR, 'rv = bn_param.get("running_var", np.ones(C))',
                       'rv = bn_param.get("running_var", np.zeros(C))'),
-           fails=["test_spatial_batchnorm_forward_running_stats"]),
+           fails=["test_spatial_batchnorm_forward_running_stats"], hint="created as ones when absent"),
     Mutant("spatial_batchnorm_backward", "the train-mode formula after a test-mode forward too",
            code=_slip(SBN_PAIR, '    if mode == "train":\n        dx = (g', '    if True:\n        dx = (g'),
            fails=["test_spatial_batchnorm_backward_dx"]),

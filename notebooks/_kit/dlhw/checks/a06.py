@@ -370,6 +370,17 @@ def _sbn_running_judge(inp, outp):
             + ("; absent running statistics start as zeros (mean) and ones (var))" if "running_mean" not in inp else ")"))
     e1 = compare("bn_param['running_mean'] after two training steps", outp["running_mean"],
                  rm.numpy(), hint=hint, oracle="torch")
+    if "running_var" not in inp:
+        # started at zeros (CS231n's code) instead of ones: name that, not the update formula
+        zv = torch.zeros(C, dtype=torch.float64)
+        for key in ("x1", "x2"):
+            zv = m * zv + (1 - m) * torch.tensor(inp[key]).var(dim=(0, 2, 3), unbiased=False)
+        got = np.asarray(outp["running_var"], dtype=np.float64)
+        if got.shape == (C,) and np.allclose(got, zv.numpy(), rtol=1e-9, atol=1e-12) \
+                and not np.allclose(got, rv.numpy(), rtol=1e-9, atol=1e-12):
+            compare("bn_param['running_var'] after two training steps", got, rv.numpy(), oracle="torch",
+                    hint="yours starts running_var at zeros: when bn_param has no 'running_var' it is created "
+                         "as ones when absent, PyTorch's convention; CS231n starts at zeros")
     e2 = compare("bn_param['running_var'] after two training steps", outp["running_var"],
                  rv.numpy(), hint=hint, oracle="torch")
     return f"running mean and variance match (relative errors {e1:.1e}, {e2:.1e} <= 1e-09)"
