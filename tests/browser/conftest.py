@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.student.conftest import cached_student_venv
+
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 CHROMIUM = "/usr/bin/chromium"
@@ -31,8 +33,9 @@ SERVER_START_S = 90
 
 @pytest.fixture(scope="session")
 def lab_venv() -> Path:
-    """The virtual environment whose JupyterLab (and kernel) the student uses."""
-    return REPO / ".venv"
+    """The student's environment, whose JupyterLab, nbgrader extensions and kernel the browser uses:
+    the one the student install command makes (tests/student), without dlhw's reference package."""
+    return cached_student_venv()
 
 
 def _free_port() -> int:
@@ -68,7 +71,11 @@ class Lab:
              f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
              "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
             stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=root)
-        self._wait_up()
+        try:
+            self._wait_up()
+        except BaseException:
+            self.stop()
+            raise
 
     def _wait_up(self):
         deadline = time.monotonic() + SERVER_START_S
@@ -121,13 +128,13 @@ def artifacts() -> Path:
 
 
 @pytest.fixture
-def driver(tmp_path):
+def driver(tmp_path, monkeypatch):
     """Headless Debian Chromium through Debian's chromedriver (never Selenium Manager's downloads)."""
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
     if missing:
         pytest.fail(f"{' and '.join(missing)} missing: run `bash .ci/setup` as root "
                     "(it installs Debian's chromium and chromium-driver)")
-    os.environ["SE_OFFLINE"] = "true"      # Selenium Manager, should anything call it: no network
+    monkeypatch.setenv("SE_OFFLINE", "true")     # Selenium Manager, should anything call it: no network
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     options = webdriver.ChromeOptions()
@@ -135,8 +142,13 @@ def driver(tmp_path):
     for arg in CHROMIUM_ARGS:
         options.add_argument(arg)
     options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    service = Service(CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log"))
-    d = webdriver.Chrome(service=service, options=options)
+    log = tmp_path / "chromedriver.log"
+    service = Service(CHROMEDRIVER, log_output=str(log))
+    try:
+        d = webdriver.Chrome(service=service, options=options)
+    except Exception as e:
+        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        pytest.fail(f"could not start headless {CHROMIUM} through {CHROMEDRIVER}: {e}\n{tail}", pytrace=False)
     d.set_page_load_timeout(60)
     d.set_script_timeout(30)
     yield d
