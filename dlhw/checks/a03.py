@@ -15,8 +15,10 @@ The machinery checks build graphs by hand, before any operation exists: leaves
 ``Tensor(x, requires_grad=True)`` and nodes ``Tensor(t, _inputs=(...))`` whose ``_backward``
 rule the check writes itself (``t = tanh(sum_j c_j * input_j)``), so that they test the
 student's ordering and accumulation alone. The operation checks compare each function's value
-and gradients with PyTorch on random inputs; hidden ones use other shapes and seeds, operands
-that broadcast against each other, 0-d tensors and large values.
+and gradients with PyTorch on random inputs. Every check runs two fixed cases, visible and
+hidden alike: the notebook's own shapes, and the other shapes and corners (operands that
+broadcast against each other, 0-d tensors, large values, bigger graphs); hidden runs draw other
+sizes and values inside both.
 
 Tolerance: 1e-9 relative to the size of the expected array, as everywhere in float64 (a
 correct engine lands below 1e-13; a wrong rule is off by far more).
@@ -27,7 +29,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from dlhw.checks.core import CheckFailed, NotImplementedYet, compare, fail, register
+from dlhw.checks.core import Case, Cases, CheckFailed, NotImplementedYet, compare, fail, register
 
 TOL = 1e-9
 
@@ -197,6 +199,15 @@ def _dag_size(rng, hidden, visible_nodes):
     return int(rng.integers(2, 5)), int(rng.integers(12, 40)), shape
 
 
+# ------------------------------------------------------------------ fixed cases
+def _both(inputs, notebook, others):
+    """Two fixed cases, visible and hidden alike: the notebook's own cases (``inputs(rng, False)``)
+    and the other shapes and corners (``inputs(rng, True)``), each with the properties it covers.
+    Hidden runs draw other sizes and values inside both."""
+    return Cases([Case("the notebook's cases", notebook, lambda rng: inputs(rng, False)),
+                  Case("other shapes and corners", others, lambda rng: inputs(rng, True))])
+
+
 # ------------------------------------------------------------------ unbroadcast
 
 def _unbroadcast_inputs(rng, hidden):
@@ -244,7 +255,7 @@ def _unbroadcast_judge(inp, outp):
     return f"every gradient is summed back to its operand's shape (largest error {worst:.1e})"
 
 
-register("autodiff.unbroadcast", ("Tensor",), _unbroadcast_inputs, _unbroadcast_probe,
+register("autodiff.unbroadcast", ("Tensor",), _both(_unbroadcast_inputs, {"leading axes", "size-1 axes", "0-d shape"}, {"leading axes", "size-1 axes", "size-1 axes kept"}), _unbroadcast_probe,
          _unbroadcast_judge, doc="Tensor.unbroadcast against torch's sum_to_size")
 
 
@@ -318,7 +329,7 @@ def _topo_judge(inp, outp):
             f"self depends on ({sizes} tensors)")
 
 
-register("autodiff.topological_order", ("Tensor",), _topo_inputs, _topo_probe, _topo_judge,
+register("autodiff.topological_order", ("Tensor",), _both(_topo_inputs, {"shared nodes", "vector nodes"}, {"shared nodes", "any-shape nodes", "larger graphs"}), _topo_probe, _topo_judge,
          doc="Tensor.topological_order on random graphs with shared nodes")
 
 
@@ -366,7 +377,7 @@ def _backward_judge(inp, outp):
     return f"every leaf's gradient matches PyTorch autograd (relative error {worst:.1e})"
 
 
-register("autodiff.backward", ("Tensor",), _backward_inputs, _backward_probe, _backward_judge,
+register("autodiff.backward", ("Tensor",), _both(_backward_inputs, {"shared nodes", "vector nodes"}, {"shared nodes", "any-shape nodes", "larger graphs"}), _backward_probe, _backward_judge,
          doc="Tensor.backward and accumulate on random graphs, against PyTorch autograd")
 
 
@@ -400,7 +411,7 @@ def _twice_judge(inp, outp):
             f"starts from zero (relative error {worst:.1e})")
 
 
-register("autodiff.backward_twice", ("Tensor",), _backward_inputs, _twice_probe, _twice_judge,
+register("autodiff.backward_twice", ("Tensor",), _both(_backward_inputs, {"shared nodes", "vector nodes"}, {"shared nodes", "any-shape nodes", "larger graphs"}), _twice_probe, _twice_judge,
          doc="repeated backward calls give the same result")
 
 
@@ -440,7 +451,7 @@ def _chain_judge(inp, outp):
     return f"a chain of {n} operations differentiates without recursion (relative error {err:.1e})"
 
 
-register("autodiff.deep_chain", ("Tensor",), _chain_inputs, _chain_probe, _chain_judge,
+register("autodiff.deep_chain", ("Tensor",), _both(_chain_inputs, {"thousands of nodes"}, {"thousands of nodes"}), _chain_probe, _chain_judge,
          doc="backward through thousands of nodes without RecursionError")
 
 
@@ -564,8 +575,11 @@ def _ops_judge(hints):
 def _register_ops(check, names, make_cases, hints, doc):
     def inputs(rng, hidden):
         return {"cases": make_cases(rng, hidden)}
-    register(f"autodiff.{check}", ("Tensor",) + tuple(names), inputs, _ops_probe(names),
-             _ops_judge(hints), doc=doc)
+    # the notebook's shapes, then broadcast pairs, 0-d and other shapes, large and tiny inputs
+    register(f"autodiff.{check}", ("Tensor",) + tuple(names),
+             _both(inputs, {"the notebook's shapes", "constant operands"},
+                   {"other shapes", "broadcast and 0-d operands", "constant operands", "corners"}),
+             _ops_probe(names), _ops_judge(hints), doc=doc)
 
 
 # ------------------------------------------------------------------ shapes for the cases
@@ -888,7 +902,7 @@ def _graph_judge(inp, outp):
             f"(largest relative error {worst:.1e})")
 
 
-register("autodiff.graphs", ("Tensor",) + _GRAPH_FNS, _graph_inputs, _graph_probe, _graph_judge,
+register("autodiff.graphs", ("Tensor",) + _GRAPH_FNS, _both(_graph_inputs, {"shared nodes"}, {"shared nodes", "other shapes"}), _graph_probe, _graph_judge,
          doc="whole expressions with shared nodes, against PyTorch autograd")
 
 
@@ -940,5 +954,5 @@ def _mlp_judge(inp, outp):
     return f"the loss and all four gradients match PyTorch autograd (largest relative error {worst:.1e})"
 
 
-register("autodiff.mlp", ("Tensor",) + _MLP_FNS, _mlp_inputs, _mlp_probe, _mlp_judge,
+register("autodiff.mlp", ("Tensor",) + _MLP_FNS, _both(_mlp_inputs, {"two-layer net"}, {"two-layer net", "other shapes"}), _mlp_probe, _mlp_judge,
          doc="a two-layer network's loss and gradients, against PyTorch autograd")
