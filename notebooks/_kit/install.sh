@@ -33,4 +33,22 @@ else
 fi
 # not editable: the kit's Jupyter config files are data files, which only a real install places
 "${pip[@]}" install "$kit"
+# JupyterLab's terminal: started without a tty, `jupyter lab` opens login shells, whose
+# /etc/profile resets PATH and loses this environment (`dlhw: command not found`); open the
+# user's shell as a plain one, with this environment's bin first on its PATH. (Server options
+# are read from jupyter_server_config.json itself, not from its .d folder.)
+"$venv/bin/python" - <<'PY'
+import json, os, sys
+path = os.path.join(sys.prefix, "etc", "jupyter", "jupyter_server_config.json")
+os.makedirs(os.path.dirname(path), exist_ok=True)
+config = {}
+if os.path.exists(path):
+    with open(path) as f:
+        config = json.load(f)
+shell = ["/bin/sh", "-c", 'PATH="$1:$PATH"; export PATH; exec "${SHELL:-/bin/sh}"', "sh",
+         os.path.join(sys.prefix, "bin")]
+config.setdefault("ServerApp", {}).setdefault("terminado_settings", {})["shell_command"] = shell
+with open(path, "w") as f:
+    json.dump(config, f, indent=2)
+PY
 echo "dlhw: installed in $venv. Start with: source $venv/bin/activate && jupyter lab"

@@ -80,11 +80,15 @@ def cached_student_venv() -> Path:
     with open(CACHE / "student-venv.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (root / "ok").exists():
-            for old in CACHE.glob("student-venv-*"):   # venvs of earlier kits
-                if old.is_dir() and old != root:
+            # venvs of earlier kits, unused for an hour (another session may still be using a
+            # recent one)
+            for old in CACHE.glob("student-venv-*"):
+                stamp = old / "ok"
+                if old.is_dir() and old != root and (not stamp.exists() or time.time() - stamp.stat().st_mtime > 3600):
                     shutil.rmtree(old, ignore_errors=True)
             make_student_venv(root)
             (root / "ok").write_text(key)
+        (root / "ok").touch()   # in use
     return root / "venv"
 
 

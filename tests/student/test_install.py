@@ -199,3 +199,66 @@ def test_released_notebooks_open_unmodified_in_the_student_kernel(student_venv, 
     for path in sorted((REPO / "notebooks").glob("*/*.ipynb")) + sorted((REPO / "solutions").glob("*/*.ipynb")):
         meta = json.loads(path.read_text())["metadata"]
         assert meta["kernelspec"] == KERNELSPEC and meta["language_info"] == LANGUAGE_INFO, path
+
+
+TERMINAL_PROBE = r'''
+import asyncio, json, sys, urllib.request
+from tornado.websocket import websocket_connect
+base, token = sys.argv[1], sys.argv[2]
+req = urllib.request.Request(f"{base}/api/terminals?token={token}", method="POST", data=b"")
+name = json.loads(urllib.request.urlopen(req, timeout=30).read())["name"]
+async def main():
+    ws = await websocket_connect(f"ws{base[4:]}/terminals/websocket/{name}?token={token}")
+    await ws.write_message(json.dumps(["stdin", "python -m dlhw check --help; dlhw check --help; echo DLHW''DONE\r"]))
+    out = ""
+    while "DLHWDONE" not in out:
+        msg = await asyncio.wait_for(ws.read_message(), 60)
+        if msg is None:
+            break
+        kind, *rest = json.loads(msg)
+        if kind == "stdout":
+            out += rest[0]
+    print(json.dumps(out))
+asyncio.run(main())
+'''
+
+
+def test_dlhw_runs_in_jupyterlabs_terminal(student_venv, tmp_path):
+    """`jupyter lab` started without a tty and without activating the venv (a launcher): its
+    terminal still finds the environment's python and dlhw."""
+    import socket
+    import time
+    import urllib.request
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token, base = "dlhw-test", f"http://127.0.0.1:{port}"
+    env = _env(student_venv, tmp_path)
+    env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
+    env.pop("VIRTUAL_ENV")
+    proc = subprocess.Popen([str(student_venv / "bin" / "jupyter"), "lab", "--no-browser", f"--port={port}",
+                             f"--ServerApp.token={token}", "--ServerApp.ip=127.0.0.1",
+                             f"--ServerApp.root_dir={_course(student_venv)}", "--allow-root"],
+                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(240):
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("jupyter lab did not start")
+        out = _run(student_venv, tmp_path, student_venv / "bin" / "python", "-c", TERMINAL_PROBE, base, token,
+                   timeout=180)
+        assert out.returncode == 0, out.stderr[-2000:]
+        text = json.loads(out.stdout.strip().splitlines()[-1])
+        assert "not found" not in text and "No module named" not in text, text[-1500:]
+        assert text.count("usage: dlhw check") >= 2, text[-1500:]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
