@@ -50,5 +50,14 @@ shell = ["/bin/sh", "-c", 'PATH="$1:$PATH"; export PATH; exec "${SHELL:-/bin/sh}
 config.setdefault("ServerApp", {}).setdefault("terminado_settings", {})["shell_command"] = shell
 with open(path, "w") as f:
     json.dump(config, f, indent=2)
+# the same for a notebook's `!python -m dlhw check`: the kernel's PATH starts with this bin
+# (jupyter_client fills in ${PATH} from the server's environment)
+spec = os.path.join(sys.prefix, "share", "jupyter", "kernels", "python3", "kernel.json")
+if os.path.exists(spec):
+    with open(spec) as f:
+        kernel = json.load(f)
+    kernel.setdefault("env", {})["PATH"] = os.path.join(sys.prefix, "bin") + os.pathsep + "${PATH}"
+    with open(spec, "w") as f:
+        json.dump(kernel, f, indent=1)
 PY
 echo "dlhw: installed in $venv. Start with: source $venv/bin/activate && jupyter lab"

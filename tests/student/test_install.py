@@ -165,8 +165,11 @@ def test_a_check_cell_in_the_notebook_does_not_recurse(student_venv, tmp_path):
                                           metadata={"nbgrader": {"grade": True, "grade_id": "probe_test",
                                                                  "points": 1, "solution": False}})]
     (tmp_path / "probe.ipynb").write_text(nbformat.writes(nb))
-    out = _run(student_venv, tmp_path, student_venv / "bin" / "python", "-m", "dlhw", "check", "probe",
-               cwd=tmp_path, timeout=180)
+    # the venv not activated (jupyter lab from a launcher): the kernel's `!python` is still its own
+    env = dict(_env(student_venv, tmp_path), PATH="/usr/local/bin:/usr/bin:/bin")
+    env.pop("VIRTUAL_ENV")
+    out = subprocess.run([str(student_venv / "bin" / "python"), "-m", "dlhw", "check", "probe"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0 and "visible tests: 1 / 1 points" in out.stdout, out.stdout + out.stderr
 
 
