@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
+from dlhw.checks import policy
 from dlhw.checks.wire import decode, encode
 
 __all__ = ["check", "CheckFailed", "Check", "register", "REGISTRY", "compare", "fail",
@@ -53,6 +54,7 @@ class Check:
     probe: Callable[[tuple, dict], dict]
     judge: Callable[[dict, dict], str]
     doc: str = ""
+    forbidden: tuple = ()                 # API families its graded calls may not use (policy.py)
 
 
 REGISTRY: Dict[str, Check] = {}
@@ -62,9 +64,33 @@ def register(name: str, functions, inputs, probe, judge, doc: str = "") -> Check
     """Add a check to the registry (check modules call this at import time)."""
     if isinstance(functions, str):
         functions = (functions,)
-    chk = Check(name, tuple(functions), inputs, probe, judge, doc)
+    chk = Check(name, tuple(functions), inputs, probe, judge, doc, forbidden=_registering_policy())
     REGISTRY[name] = chk
     return chk
+
+
+def _registering_policy() -> tuple:
+    # the assignment module (dlhw.checks.aNN) that registers a check decides its default policy
+    frame = sys._getframe(2)
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module.startswith("dlhw.checks.a"):
+            return policy.forbidden_for_module(module)
+        frame = frame.f_back
+    return ()
+
+
+_POLICY: Optional[tuple] = None           # set by the grader: the assignment's own list
+
+
+def set_policy(forbidden) -> None:
+    """Use ``forbidden`` (API families, see policy.py) for every check; None: each check's default."""
+    global _POLICY
+    _POLICY = None if forbidden is None else tuple(forbidden)
+
+
+def install_scipy_guards() -> None:
+    policy.install_scipy_guards()
 
 
 def _load_registry() -> None:
@@ -193,7 +219,12 @@ def _seed_for(name: str) -> int:
 def _run_probe(chk: Check, fns: tuple, inputs: dict) -> dict:
     """Run the probe; turn exceptions into an ``__error__`` entry for the judge to report."""
     try:
-        out = chk.probe(fns, inputs)
+        policy.take_violation()
+        with policy.graded_call(chk.functions, chk.forbidden if _POLICY is None else _POLICY):
+            out = chk.probe(fns, inputs)
+        violation = policy.take_violation()
+        if violation:   # even when the student's code caught the exception
+            return {"__error__": violation, "__kind__": "forbidden"}
         if not isinstance(out, dict):
             raise CheckFailed("internal: probe must return a dict")
         # Outputs cross to the judge as plain numbers and numeric arrays only.
@@ -204,6 +235,9 @@ def _run_probe(chk: Check, fns: tuple, inputs: dict) -> dict:
     except CheckFailed as exc:
         return {"__error__": str(exc), "__kind__": "contract"}
     except Exception as exc:  # the student's function crashed: say where
+        violation = policy.take_violation()
+        if violation:
+            return {"__error__": violation, "__kind__": "forbidden"}
         tb = traceback.extract_tb(exc.__traceback__)
         frames = [f for f in tb if not f.filename.endswith(("dlhw/checks/core.py",)) and "dlhw/checks" not in f.filename]
         where = ""
@@ -245,6 +279,7 @@ class _Channel:
 
     def __init__(self, rfd: int, wfd: int):
         self.rfd, self.wfd = rfd, wfd
+        self.nonce = ""      # the running cell's, from the judge: messages without it are ignored
 
     def _send(self, payload: bytes) -> None:
         data = struct.pack("<Q", len(payload)) + payload
@@ -267,7 +302,7 @@ class _Channel:
         return b"".join(chunks)
 
     def ask(self, message: dict):
-        self._send(encode(message))
+        self._send(encode(dict(message, nonce=self.nonce)))
         return decode(self._recv())
 
 
