@@ -217,8 +217,35 @@ class _LimitedWriter(io.TextIOBase):
         return out
 
 
-def _student(rfd: int, wfd: int, job: dict) -> None:
-    """Run cells on request until told to stop, inside the sandbox. Never returns."""
+def _recv_cell(ctl):
+    """The next cell to run and its two fresh descriptors, from the judge's control socket."""
+    import socket
+    head, fds, _, _ = socket.recv_fds(ctl, 8, 2)
+    if not head:
+        raise EOFError
+    while len(head) < 8:
+        more = ctl.recv(8 - len(head))
+        if not more:
+            raise EOFError
+        head += more
+    (n,) = struct.unpack("<Q", head)
+    body = b""
+    while len(body) < n:
+        more = ctl.recv(min(n - len(body), 1 << 20))
+        if not more:
+            raise EOFError
+        body += more
+    return json.loads(body), fds
+
+
+def _student(ctl_fd: int, job: dict) -> None:
+    """Run cells on request until told to stop, inside the sandbox. Never returns.
+
+    Each cell gets a fresh pair of pipes to the judge (passed with it over the control
+    socket): whatever a cell writes to its channel, forged or garbage, cannot reach the
+    channel of the cells after it.
+    """
+    import socket
     _apply_limits(job)
     if job.get("isolate"):
         _drop_privileges()
@@ -227,18 +254,19 @@ def _student(rfd: int, wfd: int, job: dict) -> None:
     # helper modules next to the notebook (an assignment's blocks.py) import as in Jupyter
     sys.path.insert(0, workdir)
     # C-level writes to fds 1/2 go nowhere; Python-level output is captured per cell. No other
-    # descriptor of the judge's survives: only the channel.
+    # descriptor of the judge's survives: only the control socket.
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
-    keep = sorted({0, 1, 2, rfd, wfd})
+    keep = sorted({0, 1, 2, ctl_fd})
     for lo, hi in zip(keep, keep[1:] + [65536]):
         os.closerange(lo + 1, hi)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    ctl = socket.socket(fileno=ctl_fd)
 
     import dlhw.checks.core as core
     from dlhw.checks.wire import encode
-    core._CHANNEL = core._Channel(rfd, wfd)
     core.set_policy(job.get("forbidden"))
 
     from IPython.core.interactiveshell import InteractiveShell
@@ -248,11 +276,13 @@ def _student(rfd: int, wfd: int, job: dict) -> None:
     real_stdout, real_stderr = sys.stdout, sys.stderr
     while True:
         try:
-            msg = recv(rfd)
-        except EOFError:
+            msg, fds = _recv_cell(ctl)
+        except (EOFError, OSError, ValueError):
             os._exit(0)
-        if not isinstance(msg, dict) or msg.get("op") != "run":
+        if not isinstance(msg, dict) or msg.get("op") != "run" or len(fds) != 2:
             os._exit(3)
+        req_w, rep_r = fds
+        core._CHANNEL = core._Channel(rep_r, req_w)
         core._CHANNEL.nonce = str(msg.get("nonce", ""))
         out, err = _LimitedWriter(limit), _LimitedWriter(limit)
         sys.stdout, sys.stderr = out, err
@@ -267,8 +297,16 @@ def _student(rfd: int, wfd: int, job: dict) -> None:
             error = {"ename": type(exc).__name__, "evalue": str(exc)[:4000], "traceback": ""}
         finally:
             sys.stdout, sys.stderr = real_stdout, real_stderr
-        core._CHANNEL._send(encode({"op": "done", "nonce": core._CHANNEL.nonce, "stdout": out.text(),
-                                    "stderr": err.text() if error is None else "", "error": error}))
+        try:
+            core._CHANNEL._send(encode({"op": "done", "nonce": core._CHANNEL.nonce, "stdout": out.text(),
+                                        "stderr": err.text() if error is None else "", "error": error}))
+        except OSError:
+            pass
+        for fd in (req_w, rep_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 def _last_words(fd: int) -> None:
@@ -283,57 +321,83 @@ def _last_words(fd: int) -> None:
 
 
 def _fork_child(job: dict):
-    """Fork a sandboxed child; returns (pids to kill, read fd, write fd) or raises RuntimeError."""
-    to_child_r, to_child_w = os.pipe()
-    to_parent_r, to_parent_w = os.pipe()
+    """Fork a sandboxed child; returns (pids to kill, control socket) or raises RuntimeError."""
+    import socket
+    ctl_judge, ctl_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    hello_r, hello_w = os.pipe()
     pid = os.fork()
     if pid == 0:
         code = 4
         try:
-            os.close(to_child_w)
-            os.close(to_parent_r)
+            ctl_judge.close()
+            os.close(hello_r)
             if not job.get("isolate"):
                 import tempfile
                 job["workdir"] = tempfile.mkdtemp(prefix="submission-")
                 _write_files(job["workdir"], job.get("files", {}))
-                send(to_parent_w, {"op": "started", "pid": os.getpid()})
-                _student(to_child_r, to_parent_w, job)
+                send(hello_w, {"op": "started", "pid": os.getpid()})
+                os.close(hello_w)
+                _student(ctl_child.detach(), job)
             _enter_sandbox(job)
             job["workdir"] = SUBMISSION_DIR
             student = os.fork()     # PID 1 of the submission's PID namespace
             if student == 0:
                 try:
                     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+                    os.close(hello_w)
                     _write_files(SUBMISSION_DIR, job.get("files", {}))
-                    _student(to_child_r, to_parent_w, job)
-                except BaseException:
-                    _last_words(to_parent_w)
+                    _student(ctl_child.detach(), job)
                 finally:
                     os._exit(4)
-            send(to_parent_w, {"op": "started", "pid": student})
-            os.close(to_child_r)
-            os.close(to_parent_w)
-            _, status = os.waitpid(student, 0)
+            ctl_child.close()
+            send(hello_w, {"op": "started", "pid": student})
+            os.close(hello_w)
+            os.waitpid(student, 0)
             code = 0
         except BaseException as exc:
             try:
-                send(to_parent_w, {"op": "sandbox_error", "error": f"{type(exc).__name__}: {exc}"})
+                send(hello_w, {"op": "sandbox_error", "error": f"{type(exc).__name__}: {exc}"})
             except Exception:
                 pass
             code = 5
         finally:
             os._exit(code)
-    os.close(to_child_r)
-    os.close(to_parent_w)
-    ready = select.select([to_parent_r], [], [], 30)[0]
+    ctl_child.close()
+    os.close(hello_w)
+    ready = select.select([hello_r], [], [], 30)[0]
     try:
-        hello = recv(to_parent_r) if ready else {"op": "sandbox_error", "error": "no answer in 30 s"}
+        hello = recv(hello_r) if ready else {"op": "sandbox_error", "error": "no answer in 30 s"}
     except (EOFError, ValueError, struct.error):
         hello = {"op": "sandbox_error", "error": "the sandbox exited while starting"}
+    os.close(hello_r)
     if hello.get("op") != "started":
-        _kill([pid], to_parent_r, to_child_w)
+        ctl_judge.close()
+        _kill([pid])
         raise RuntimeError("could not create the submission's sandbox: " + str(hello.get("error")))
-    return [int(hello["pid"]), pid], to_parent_r, to_child_w
+    return [int(hello["pid"]), pid], ctl_judge
+
+
+def _send_cell(ctl, msg: dict):
+    """Send a cell to run with a fresh channel; returns the judge's ends (read requests, write replies)."""
+    import socket
+    req_r, req_w = os.pipe()
+    rep_r, rep_w = os.pipe()
+    body = json.dumps(msg).encode()
+    try:
+        socket.send_fds(ctl, [struct.pack("<Q", len(body))], [req_w, rep_r])
+        ctl.sendall(body)
+    finally:
+        os.close(req_w)
+        os.close(rep_r)
+    return req_r, rep_w
+
+
+def _close(*fds) -> None:
+    for fd in fds:
+        try:
+            fd.close() if hasattr(fd, "close") else os.close(fd)
+        except OSError:
+            pass
 
 
 def _kill(pids, *fds) -> str:
@@ -342,11 +406,7 @@ def _kill(pids, *fds) -> str:
             os.kill(p, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-    for fd in fds:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+    _close(*fds)
     how = "unknown"
     for p in pids:
         how = _reap(p) if how == "unknown" else how
@@ -453,11 +513,12 @@ def run_job(job: dict, out_fd: int) -> dict:
     i = 0
     while i < len(cells):
         try:
-            pids, rfd, wfd = _fork_child(job)
+            pids, ctl = _fork_child(job)
         except RuntimeError as exc:
             return {"fatal": str(exc)}
         replaying = [k for k in range(i) if k not in skip]
         died = None
+        rfd = wfd = None
         for k in replaying + list(range(i, len(cells))):
             replay = k < i
             cell = cells[k]
@@ -465,26 +526,28 @@ def run_job(job: dict, out_fd: int) -> dict:
             judge.start_cell(k, cell.get("calls"))
             verdicts = []
             try:
-                send(wfd, {"op": "run", "source": cell["source"], "nonce": nonce})
+                rfd, wfd = _send_cell(ctl, {"op": "run", "source": cell["source"], "nonce": nonce})
             except OSError:
                 died = "the kernel had exited before this cell"
                 break
             deadline = time.monotonic() + timeout
             done, violation = None, None
             while done is None:
-                left = deadline - time.monotonic()
-                ready = select.select([rfd], [], [], max(left, 0))[0] if left > 0 else []
-                if not ready:
+                try:
+                    raw = _read_frame(rfd, deadline)
+                except TimeoutError:
                     done = "timeout"
                     break
-                try:
-                    (n,) = struct.unpack("<Q", recv_exact(rfd, 8))
-                    if n > MAX_FRAME:
-                        violation = f"a message of {n} bytes (the limit is {MAX_FRAME})"
-                        break
-                    raw = recv_exact(rfd, n)
                 except EOFError:
-                    done = "died"
+                    time.sleep(0.2)
+                    # the channel closed under a live kernel: the cell's code closed it
+                    if _alive(pids[1]):
+                        violation = "it closed the grader's channel"
+                    else:
+                        done = "died"
+                    break
+                except ValueError as exc:
+                    violation = str(exc)
                     break
                 try:
                     msg = decode(raw)
@@ -495,25 +558,31 @@ def run_job(job: dict, out_fd: int) -> dict:
                     violation = "a message that is not the grader's format"
                     break
                 if msg.get("nonce") != nonce:
-                    continue        # left over from an earlier cell, or forged: ignored
+                    continue        # forged: ignored
                 op = msg.get("op")
-                if op == "inputs":
-                    try:
-                        reply(wfd, judge.inputs(str(msg.get("check"))))
-                    except Exception as exc:
-                        reply(wfd, {"__error__": str(exc)})
-                elif op == "outputs":
-                    name = str(msg.get("check"))
-                    passed, message, hidden = judge.verdict(name, msg.get("outputs"))
-                    verdicts.append({"check": name, "hidden": hidden, "passed": passed, "message": message})
-                    reply(wfd, {"passed": passed, "message": message})
-                elif op == "done":
-                    done = msg
-                else:
-                    violation = f"an unknown message {str(op)[:40]!r}"
-                    break
+                try:
+                    if op == "inputs":
+                        try:
+                            reply(wfd, judge.inputs(str(msg.get("check"))))
+                        except (OSError, WireError):
+                            raise
+                        except Exception as exc:
+                            reply(wfd, {"__error__": str(exc)})
+                    elif op == "outputs":
+                        name = str(msg.get("check"))
+                        passed, message, hidden = judge.verdict(name, msg.get("outputs"))
+                        verdicts.append({"check": name, "hidden": hidden, "passed": passed, "message": message})
+                        reply(wfd, {"passed": passed, "message": message})
+                    elif op == "done":
+                        done = msg
+                    else:
+                        violation = f"an unknown message {str(op)[:40]!r}"
+                        break
+                except OSError:
+                    pass            # the cell closed its reply pipe: its own check calls fail
+            _close(rfd, wfd)
             if violation is not None:
-                how = _kill(pids, rfd, wfd)
+                _kill(pids, ctl)
                 if replay:
                     died = f"the kernel broke the grading protocol while re-running the cells before cell {i}"
                     break
@@ -533,11 +602,11 @@ def run_job(job: dict, out_fd: int) -> dict:
                 finish(k, {"status": "timeout", "verdicts": verdicts,
                            "message": f"this cell ran longer than the limit of {timeout:g} s and was stopped"})
                 skip.add(k)
-                _kill(pids, rfd, wfd)
+                _kill(pids, ctl)
                 i = k + 1
                 break
             if done == "died":
-                how = _kill(pids, rfd, wfd)
+                how = _kill(pids, ctl)
                 finish(k, {"status": "died", "verdicts": verdicts,
                            "message": f"the kernel died while running this cell ({how}); the cells after it "
                                       "were not run and score zero"})
@@ -550,16 +619,43 @@ def run_job(job: dict, out_fd: int) -> dict:
                        "stderr": str(done.get("stderr", ""))[:200000],
                        "error": done.get("error")})
         else:
-            _kill(pids, rfd, wfd)
+            _kill(pids, ctl)
             i = len(cells)
             continue
         if died:
-            _kill(pids, rfd, wfd)
+            _kill(pids, ctl)
             for rest in range(len(cells)):
                 if results[rest] is None:
                     finish(rest, {"status": "not_run", "verdicts": [], "message": f"not run: {died}"})
             break
     return {"op": "done", "seconds": time.monotonic() - start}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+    except ChildProcessError:
+        return False
+
+
+def _read_frame(fd: int, deadline: float) -> bytes:
+    """One length-prefixed frame from a child, by ``deadline``; ValueError for an oversized one."""
+    def read(n):
+        chunks = []
+        while n:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise TimeoutError
+            b = os.read(fd, min(n, 1 << 20))
+            if not b:
+                raise EOFError
+            chunks.append(b)
+            n -= len(b)
+        return b"".join(chunks)
+    (n,) = struct.unpack("<Q", read(8))
+    if n > MAX_FRAME:
+        raise ValueError(f"a message of {n} bytes (the limit is {MAX_FRAME})")
+    return read(n)
 
 
 def main() -> None:
