@@ -400,3 +400,33 @@ def test_a_changed_judge_stops_the_batch(tmp_path):
             WarmServer(stage)
     finally:
         stage.cleanup()
+
+
+def test_a_dead_server_costs_only_its_submission():
+    """Killed mid-submission: the cells done keep their results, the rest say what happened, the
+    submission is not re-run, and the next submission is graded by a fresh server."""
+    import time
+    from grader import autograde as ag
+    from grader.kit import build_kit
+    from grader.sandbox.client import JudgeStage
+    stage = JudgeStage(lambda d: build_kit(d, with_pyproject=False))
+    ag._settings.update(stage=stage, sandbox=True)
+    limits = {"cell_timeout": 30, "memory_mb": 2048, "isolate": True, "student_uid": ag.SANDBOX_UID,
+              "forbidden": [], "files": {}, "seed": "s"}
+    try:
+        first = ag._server()
+        killer = threading.Timer(3.0, first.proc.kill)
+        killer.start()
+        t0 = time.monotonic()
+        res = ag.grade_job(dict(limits, cells=[{"source": "x = 1", "calls": None},
+                                               {"source": "import time\ntime.sleep(20)", "calls": None},
+                                               {"source": "print(x)", "calls": None}]))
+        assert time.monotonic() - t0 < 15
+        assert [c["status"] for c in res["cells"]] == ["ok", "died", "died"]
+        assert "not re-run" in res["cells"][1]["message"] and res["crashed"]
+        res = ag.grade_job(dict(limits, cells=[{"source": "print(6 * 7)", "calls": None}]))
+        assert res["cells"][0]["stdout"] == "42\n"
+        assert ag._local.server is not first
+    finally:
+        ag._close_servers()
+        stage.cleanup()
