@@ -56,6 +56,29 @@ def source_of(ref: str) -> str:
         raise SystemExit(f"error: the answer source {ref!r} does not exist in dlhw ({exc})") from None
 
 
+# The metadata JupyterLab writes when a notebook connects to ipykernel's python3 kernel: with
+# exactly these values a notebook opens unmodified (JupyterLab compares deeply and rewrites
+# only what differs). language_info.version is the kernel's Python: a fixed one (the Python
+# of .ci/setup's machine), so a rebuild elsewhere writes the same files; under another Python
+# version JupyterLab updates that one field.
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+LANGUAGE_INFO = {
+    "codemirror_mode": {"name": "ipython", "version": 3},
+    "file_extension": ".py",
+    "mimetype": "text/x-python",
+    "name": "python",
+    "nbconvert_exporter": "python",
+    "pygments_lexer": "ipython3",
+    "version": "3.11.7",
+}
+
+
+def set_notebook_metadata(nb) -> None:
+    """Complete kernelspec and language_info (see KERNELSPEC), keeping the rest of the metadata."""
+    nb.metadata["kernelspec"] = nbformat.from_dict(KERNELSPEC)
+    nb.metadata["language_info"] = nbformat.from_dict(LANGUAGE_INFO)
+
+
 def _stable_id(prefix: str, text: str, taken: set) -> str:
     base = f"{prefix}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
     gid, n = base, 1
@@ -91,6 +114,7 @@ def normalize_solution(nb) -> bool:
         for key in ("collapsed", "scrolled", "execution"):
             meta.pop(key, None)
     nb.metadata.pop("widgets", None)
+    set_notebook_metadata(nb)
     nb.nbformat, nb.nbformat_minor = 4, 5
     return nbformat.writes(nb) != before
 
@@ -159,6 +183,7 @@ def _normalize_release(path: Path) -> None:
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
+    set_notebook_metadata(nb)
     nbformat.write(nb, path)
 
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 from dlhw.torch_port.compare import compare_layers, median_time, tf32
 from dlhw.torch_port.layers import attention_torch, batchnorm_torch, conv2d_torch, lstm_step_torch, softmax_loss_torch
-from dlhw.torch_port.models import ConvNet, TinyTransformer, count_parameters, sinusoidal_encoding
+from dlhw.torch_port.models import ConvNet, TinyTransformer, count_parameters
 from dlhw.torch_port.training import evaluate, get_device, train_one_epoch
 
 D64 = torch.float64
@@ -237,10 +237,14 @@ def test_models_shapes_and_devices():
         TinyTransformer(5, 5, d_model=10, num_heads=3)
 
 
-def test_sinusoidal_encoding_matches_the_numpy_reference():
+def test_transformer_positions_come_from_the_given_positional_encoding():
     from dlhw.nn import positional_encoding
-    for T, D in [(5, 8), (7, 5), (1, 1)]:
-        assert np.allclose(sinusoidal_encoding(T, D, dtype=D64).numpy(), positional_encoding(T, D), atol=1e-12)
+    tr = TinyTransformer(5, 3, d_model=6, max_len=7)          # the reference by default
+    assert np.allclose(tr.pe.double().numpy(), positional_encoding(7, 6), atol=1e-6)
+    zeros = TinyTransformer(5, 3, d_model=6, max_len=7, positional_encoding=lambda T, D: torch.zeros(T, D))
+    assert not zeros.pe.any()
+    with pytest.raises(ValueError, match=r"returned shape \(6, 7\); expected \(7, 6\)"):
+        TinyTransformer(5, 3, d_model=6, max_len=7, positional_encoding=lambda T, D: np.zeros((D, T)))
 
 
 def test_compare_layers_reports_float64_roundoff_and_float32_precision():

@@ -49,7 +49,8 @@ def register_layer(name: str, make_inputs: Callable[[np.random.Generator, bool],
                    diff: Optional[Sequence[int]] = None, forward_extra: Sequence[str] = (),
                    hints: Optional[Dict[str, str]] = None, tol: float = 1e-9,
                    backward: bool = True, describe: Optional[Callable[[dict], str]] = None,
-                   names: Optional[Sequence[str]] = None) -> None:
+                   names: Optional[Sequence[str]] = None,
+                   errstate: Optional[Dict[str, str]] = None) -> None:
     """Register the checks of the layer ``name``.
 
     make_inputs(rng, hidden) -> {"args": [forward arguments...], "dout": upstream gradient}
@@ -62,14 +63,31 @@ def register_layer(name: str, make_inputs: Callable[[np.random.Generator, bool],
                added to every failure message so that a failing hidden case says what it was
     names      optional (forward, backward) function names when they are not NAME_forward and
                NAME_backward (e.g. ("conv_forward_fast", "conv_backward_fast"))
+    errstate   optional np.errstate settings the student's functions run under, e.g.
+               {"over": "raise"} where the notebook calls an overflowing formula a trap; the
+               error fails the check with the hint hints["overflow"]
     """
     hints = hints or {}
     diff = list(range(len(grad_names))) if diff is None else list(diff)
     fwd, bwd = names if names is not None else (f"{name}_forward", f"{name}_backward")
 
+    def guarded(probe, who=f"{fwd} or {bwd}"):
+        if errstate is None:
+            return probe
+
+        def probe_guarded(fns, inp):
+            try:
+                with np.errstate(**errstate):
+                    return probe(fns, inp)
+            except FloatingPointError as exc:
+                raise CheckFailed(f"{who} hit a floating-point error ({exc})"
+                                  + (f". Hint: {hints['overflow']}" if hints.get("overflow") else "")) from None
+        return probe_guarded
+
     def probe_forward(fns, inp):
         out, _cache = call(fns[0], fwd, *inp["args"], returns=2)
         return {"out": out}
+    probe_forward = guarded(probe_forward, fwd)
 
     def described(judge):
         if describe is None:
@@ -93,6 +111,7 @@ def register_layer(name: str, make_inputs: Callable[[np.random.Generator, bool],
     if not backward:
         return
 
+    @guarded
     def probe_backward(fns, inp):
         _out, cache = call(fns[0], fwd, *inp["args"], returns=2)
         grads = call(fns[1], bwd, inp["dout"], cache, returns=len(grad_names))

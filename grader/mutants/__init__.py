@@ -21,6 +21,8 @@ class Mutant:
     replace: Sequence[Tuple[str, str]] = ()        # (old, new) snippets applied to the reference answer
     code: Optional[str] = None                     # or: the whole answer cell
     fails: Sequence[str] = field(default_factory=list)   # grade_ids of the tests that must lose points
+    hint: str = ""                                 # text each failing test's message must contain:
+                                                   # the hint that names the real cause
 
     def apply(self, reference: str) -> str:
         if self.code is not None:

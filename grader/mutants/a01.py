@@ -95,6 +95,16 @@ def numerical_gradient(f, x, h=1e-5):
                     ("            history.append(loss)\n",
                      "            epoch_losses.append(loss)\n        history.append(np.mean(epoch_losses))\n")],
            fails=["test_minibatch_sgd_trajectory"]),
+    # ----------------------------------------------------------------- hints that name the real cause
+    Mutant("softmax_regression_loss", "NumPy 1 code: np.int",
+           replace=[("rows = np.arange(N)", "rows = np.arange(N, dtype=np.int)")],
+           fails=["test_softmax_regression_loss_loss", "test_softmax_regression_loss_grad"],
+           hint="this is NumPy 1 code: np.int was removed in NumPy 1.24; use int"),
+    Mutant("softmax_regression_loss", "subtracts the max, then takes the log of the probabilities",
+           replace=[("log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))",
+                     "probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)\n"
+                     "    log_probs = np.log(probs)")],
+           fails=["test_softmax_regression_loss_loss"], hint="use log-sum-exp, never the log of a probability"),
 ]
 
 RIGHT = [

@@ -9,8 +9,14 @@ WRONG = [
            fails=["test_affine_backward_dw"]),
     Mutant("affine_backward", "db summed over the wrong axis", replace=[("dout.sum(axis=0)", "dout.sum(axis=1)")],
            fails=["test_affine_backward_db"]),
-    Mutant("affine_backward", "dx not reshaped to x's shape (only the hidden 3-D input catches it)",
+    Mutant("affine_backward", "dx not reshaped to x's shape (the visible (N, d1, d2) case catches it)",
            replace=[(".reshape(x.shape)", "")], fails=["test_affine_backward_dx"]),
+    Mutant("affine_forward", "x @ w + b without flattening x (the visible (N, d1, d2) case catches it)",
+           replace=[("x.reshape(x.shape[0], -1) @ w + b", "x @ w + b")],
+           fails=["test_affine_forward", "test_affine_backward_dx", "test_affine_backward_dw"]),
+    Mutant("sigmoid_forward", "the naive 1 / (1 + exp(-x)), which overflows for x = -800 (the notebook's trap)",
+           replace=[("np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))", "1.0 / (1.0 + np.exp(-x))")],
+           fails=["test_sigmoid_forward", "test_sigmoid_backward_dx"]),
     Mutant("relu_backward", "masks with dout > 0 instead of x > 0", replace=[("dout * (x > 0)", "dout * (dout > 0)")],
            fails=["test_relu_backward_dx"]),
     Mutant("sigmoid_backward", "uses (1 - s)^2", replace=[("dout * out * (1.0 - out)", "dout * (1.0 - out) ** 2")],
@@ -31,6 +37,15 @@ WRONG = [
            fails=["test_two_layer_net_grads"]),
     Mutant("two_layer_net", "penalty reg * ||W||^2 without the 1/2", replace=[("0.5 * reg *", "reg *")],
            fails=["test_two_layer_net_loss"]),
+    # ----------------------------------------------------------------- hints that name the real cause
+    Mutant("softmax_loss", "subtracts the max, then takes the log of the probabilities (log(0) for logits of 1e3)",
+           replace=[("log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))",
+                     "probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)\n"
+                     "    log_probs = np.log(probs)")],
+           fails=["test_softmax_loss_loss"], hint="use log-sum-exp, never the log of a probability"),
+    Mutant("affine_forward", "NumPy 1 code: reshape(newshape=...)",
+           replace=[("x.reshape(x.shape[0], -1) @ w + b", "x.reshape(newshape=(x.shape[0], -1)) @ w + b")],
+           fails=["test_affine_forward"], hint="this is NumPy 1 code"),
 ]
 
 RIGHT = [

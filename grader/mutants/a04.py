@@ -109,6 +109,10 @@ def warmup_schedule(t, d_model, warmup_steps=4000):
     Mutant("warmup_schedule", "forgets the d_model ** -0.5 factor after the warm-up",
            replace=[("lr = d_model ** -0.5 * t ** -0.5", "lr = t ** -0.5")],
            fails=["test_warmup_schedule"]),
+    # ----------------------------------------------------------------- hints that name the real cause
+    Mutant("adam", "t starts at 1 (the first step uses t = 2)",
+           replace=[('config.setdefault("t", 0)', 'config.setdefault("t", 1)')],
+           fails=["test_adam", "test_adam_state"], hint="the first step used t = 2"),
 ]
 
 RIGHT = [

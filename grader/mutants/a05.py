@@ -270,6 +270,26 @@ WRONG = [
            fails=["test_dropout_backward_dx"]),
     Mutant("dropout_backward", "forgets the 1/p of the kept units",
            replace=[("dx = dout * mask", "dx = dout * (mask > 0)")], fails=["test_dropout_backward_dx"]),
+    # ----------------------------------------------------------------- hints that name the real cause
+    Mutant("batchnorm_forward", "running_var created as zeros when absent (CS231n's start)",
+           replace=[('bn_param.get("running_var", np.ones(x.shape[1]))',
+                     'bn_param.get("running_var", np.zeros(x.shape[1]))')],
+           fails=["test_batchnorm_forward_running"], hint="created as ones when absent"),
+    Mutant("batchnorm_forward", "the batch mean taken with keepdims=True: running_mean of shape (1, D)",
+           replace=[("mean = x.mean(axis=0)\n", "mean = x.mean(axis=0, keepdims=True)\n")],
+           fails=["test_batchnorm_forward_running"], hint="a batch statistic taken with keepdims=True"),
+    # ----------------------------------------------------------------- caught by a fixed visible case
+    Mutant("batchnorm_forward", "bn_param's eps ignored (always 1e-5): the visible 'eps given' case catches it",
+           replace=[('eps = bn_param.get("eps", 1e-5)', "eps = 1e-5")], fails=["test_batchnorm_forward"]),
+    Mutant("batchnorm_forward", "bn_param's momentum ignored (always 0.9)",
+           replace=[('momentum = bn_param.get("momentum", 0.9)', "momentum = 0.9")],
+           fails=["test_batchnorm_forward_running"]),
+    Mutant("batchnorm_backward", "the train-mode formula after a test-mode forward too",
+           replace=[('if mode == "train":', "if True:")], fails=["test_batchnorm_backward_dx"]),
+    Mutant("layernorm_forward", "statistics over axis 1, right for (N, D) only",
+           replace=[("x.mean(axis=-1, keepdims=True)", "x.mean(axis=1, keepdims=True)"),
+                    ("np.mean(x_hat ** 2, axis=-1, keepdims=True)", "np.mean(x_hat ** 2, axis=1, keepdims=True)")],
+           fails=["test_layernorm_forward"]),
 ]
 
 RIGHT = [

@@ -296,6 +296,22 @@ def spatial_batchnorm_backward(dout, cache):
     Mutant("spatial_batchnorm_backward", "dgamma summed over the batch axis only",
            code=_slip(SBN_PAIR, "dgamma = (dout * x_hat).sum(axis=(0, 2, 3))", "dgamma = (dout * x_hat).sum(axis=0).mean(axis=(1, 2))"),
            fails=["test_spatial_batchnorm_backward_dgamma"]),
+    # ----------------------------------------------------------------- caught by a fixed visible case
+    Mutant("max_pool_backward", "output width computed from pool_height (slips through for odd widths only)",
+           code=_slip(POOL_PAIR, "1 + (W - PW) // S", "1 + (W - PH) // S"),
+           fails=["test_max_pool_forward"]),
+    Mutant("spatial_batchnorm_backward", "running_var created as zeros when absent (CS231n's start)",
+           code=_slip(SBN_PAIR, 'rv = bn_param.get("running_var", np.ones(C))',
+                      'rv = bn_param.get("running_var", np.zeros(C))'),
+           fails=["test_spatial_batchnorm_forward_running_stats"], hint="created as ones when absent"),
+    Mutant("spatial_batchnorm_backward", "the train-mode formula after a test-mode forward too",
+           code=_slip(SBN_PAIR, '    if mode == "train":\n        dx = (g', '    if True:\n        dx = (g'),
+           fails=["test_spatial_batchnorm_backward_dx"]),
+    # ----------------------------------------------------------------- hints that name the real cause
+    Mutant("conv_forward", "NumPy 1 code: np.lib.pad",
+           replace=[("np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))",
+                     "np.lib.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))")],
+           fails=["test_conv_forward"], hint="this is NumPy 1 code: np.lib.pad was removed"),
 ]
 
 RIGHT = [

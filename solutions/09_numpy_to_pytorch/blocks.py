@@ -816,3 +816,33 @@ def attention_backward(dout, cache):
     dq = dp @ k
     dk = np.swapaxes(dp, -1, -2) @ q
     return dq, dk, dv
+
+
+def positional_encoding(T, D):
+    """Sinusoidal positional encoding of the Transformer paper (and the notes).
+
+    ``PE[t, 2i] = sin(t / 10000^(2i / D))`` and ``PE[t, 2i + 1] = cos(t / 10000^(2i / D))``:
+    each pair of columns is a sine/cosine of one frequency, the frequencies falling
+    geometrically from 1 to about 1/10000, so that every position gets a distinct code and
+    PE[t + k] is a fixed linear function (a rotation per pair) of PE[t]. For odd D the last
+    column is a sine without its cosine partner.
+
+    Parameters
+    ----------
+    T : int >= 0, number of positions (t = 0 .. T - 1)
+    D : int >= 1, model (feature) size
+
+    Returns
+    -------
+    pe : array of shape (T, D)
+    """
+    fn = "positional_encoding"
+    for name, val, low in (("T", T, 0), ("D", D, 1)):
+        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < low:
+            raise ValueError(f"{fn}: {name} must be an int >= {low}; got {val!r}")
+    two_i = np.arange(0, D, 2)                                 # 2i of every sine column
+    angle = np.arange(T)[:, None] / 10000.0 ** (two_i / D)     # (T, ceil(D / 2))
+    pe = np.empty((T, D))
+    pe[:, 0::2] = np.sin(angle)
+    pe[:, 1::2] = np.cos(angle[:, :D // 2])                    # odd D: one cosine fewer
+    return pe

@@ -46,6 +46,19 @@ def test_every_wrong_implementation_loses_points(graded_class, assignment):
 
 
 @pytest.mark.parametrize("assignment", PARAMS)
+def test_hints_name_the_real_cause(graded_class, assignment):
+    """A wrong implementation with a stated ``hint`` is told that cause, in every test it fails."""
+    _, res, who = graded_class(assignment)
+    hinted = {s: m for s, m in who.items() if s.startswith("wrong") and m.hint}
+    for student, m in hinted.items():
+        scores = {t["name"].split(" ")[0]: t for t in res[student]["tests"]}
+        for gid in m.fails:
+            # on single spaces: a message may be wrapped onto several lines
+            output = " ".join(scores[gid]["output"].split())
+            assert m.hint in output, f"{gid} does not tell '{m.why}' that {m.hint!r}: {output[:600]}"
+
+
+@pytest.mark.parametrize("assignment", PARAMS)
 def test_every_correct_alternative_gets_full_marks(graded_class, assignment):
     _, res, who = graded_class(assignment)
     right = {s: m for s, m in who.items() if s.startswith("right")}

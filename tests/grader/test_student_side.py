@@ -43,6 +43,14 @@ def test_nbgrader_validate(submissions):
     bad = v.validate(str(submissions["empty"]))
     assert bad.get("failed"), "validate should report the unfilled answers"
     assert any("NotImplementedError" in json.dumps(f) for f in bad["failed"])
+    # a failing check reads as its verdict, in short lines, not as a stack into the kit's source
+    # (the dialog cuts lines at 90 characters)
+    checked = [f for f in bad["failed"] if "check(" in f["source"] or "report(" in f["source"]]
+    assert checked
+    for f in checked:
+        error = f.get("error", "")
+        assert error.startswith("\u2717 ") and "core.py" not in error and "Traceback" not in error, error
+        assert max(len(line) for line in error.splitlines()) <= 82, error
 
 
 def test_dlhw_check_reports_each_graded_test(submissions, capsys):

@@ -1,7 +1,8 @@
 """The ``dlhw`` command.
 
-Students:
-    dlhw check NOTEBOOK          run a notebook and report every graded test cell's verdict
+Students (``python -m dlhw ...`` works where the ``dlhw`` script is not on the PATH):
+    dlhw check [NOTEBOOK]        run a notebook and report every graded test cell's verdict;
+                                 NOTEBOOK: a path from here or a bare name (02_mlp_backprop)
 
 Instructors and TAs (need the full package, ``pip install -e .``):
     dlhw build                   regenerate answer cells, blocks, the release and the kit
@@ -9,6 +10,7 @@ Instructors and TAs (need the full package, ``pip install -e .``):
     dlhw feedback A [--course DIR]      HTML feedback per student (hidden tests' code hidden)
     dlhw export [A] --csv FILE [--gradescope DIR] [--course DIR]
     dlhw demo [--dir DIR]        build, simulate a class, autograde it, gradebook and feedback
+    dlhw release A --to DIR      what students of A receive: A, the kit, the install files
 """
 from __future__ import annotations
 
@@ -71,9 +73,25 @@ def cmd_demo(args):
     return demo(Path(args.dir), students=args.students, workers=args.workers)
 
 
+def cmd_release(args):
+    _instructor()
+    from grader.release import release, resolve_assignment
+    assignment = resolve_assignment(args.assignment)
+    written = release(assignment, Path(args.to))
+    print(f"released {len(written)} files to {args.to}: notebooks/{assignment}/, notebooks/_kit/ "
+          "(with install.sh) and environment.yml.\nHand out one assignment at a time, after the deadline "
+          "of the one before: its blocks.py holds earlier assignments' reference code.")
+    return 0
+
+
 def cmd_check(args):
-    from dlhw.selfgrade import selfgrade
-    return selfgrade(Path(args.notebook), timeout=args.timeout)
+    from dlhw.selfgrade import find_notebook, selfgrade
+    try:
+        path = find_notebook(args.notebook)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}")
+        return 2
+    return selfgrade(path, timeout=args.timeout)
 
 
 def main(argv=None) -> int:
@@ -114,8 +132,14 @@ def main(argv=None) -> int:
     s.add_argument("--workers", type=int, default=None)
     s.set_defaults(func=cmd_demo)
 
+    s = sub.add_parser("release", help="write what students of ASSIGNMENT receive to DIR (nothing later)")
+    s.add_argument("assignment", help="02, or 02_mlp_backprop")
+    s.add_argument("--to", required=True, help="the folder to hand out")
+    s.set_defaults(func=cmd_release)
+
     s = sub.add_parser("check", help="run a notebook and report its graded tests (for students)")
-    s.add_argument("notebook")
+    s.add_argument("notebook", nargs="?", default=None,
+                   help="a path from here, or a bare name like 02_mlp_backprop (default: the notebook here)")
     s.add_argument("--timeout", type=float, default=120.0)
     s.set_defaults(func=cmd_check)
 

@@ -23,16 +23,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlhw.checks.core import CheckFailed, call, compare, fail, register
+from dlhw.checks.core import Case, Cases, CheckFailed, call, compare, fail, register
 
 
 def _torch():
     import torch
     return torch
-
-
-def _sizes(rng, hidden, visible, low=1, high=9):
-    return tuple(int(s) for s in rng.integers(low, high, size=len(visible))) if hidden else visible
 
 
 def _scalar(what, got, expected, hint, tol=1e-9):
@@ -69,20 +65,31 @@ def _smooth_torch_grad(p, x):
     return xt.grad.numpy()
 
 
-def _ng_inputs(rng, hidden):
-    if hidden:
-        shape = [(1,), (3, 2, 2), (7,), (2, 1, 3)][int(rng.integers(0, 4))]
-    else:
-        shape = (3, 4)
-    n = int(np.prod(shape))
-    while True:
-        inp = {"x": rng.standard_normal(shape),
-               "fn": {"c": rng.uniform(0.5, 2.0, shape), "M": rng.standard_normal((n + 1, n)) / np.sqrt(n),
-                      "v": rng.standard_normal(n)}}
-        # keep the gradient away from 0, so that the round-off of the quotient (~1e-11 absolute)
-        # stays far below the tolerance relative to max |grad|
-        if np.max(np.abs(_smooth_torch_grad(inp["fn"], inp["x"]))) >= 0.5:
-            return inp
+def _ng_make(shape):
+    def make(rng):
+        n = int(np.prod(shape))
+        while True:
+            inp = {"x": rng.standard_normal(shape),
+                   "fn": {"c": rng.uniform(0.5, 2.0, shape), "M": rng.standard_normal((n + 1, n)) / np.sqrt(n),
+                          "v": rng.standard_normal(n)}}
+            # keep the gradient away from 0, so that the round-off of the quotient (~1e-11 absolute)
+            # stays far below the tolerance relative to max |grad|
+            if np.max(np.abs(_smooth_torch_grad(inp["fn"], inp["x"]))) >= 0.5:
+                return inp
+    return make
+
+
+def _ng_properties(inp):
+    x = inp["x"]
+    return {f"{x.ndim}-D x"} | ({"one entry"} if x.size == 1 else set())
+
+
+# visible and hidden alike: x of any shape (a loop over rows and columns only works for 2-D)
+_ng_inputs = Cases([Case("(3, 4)", {"2-D x"}, _ng_make((3, 4))),
+                    Case("(7,)", {"1-D x"}, _ng_make((7,))),
+                    Case("(1,)", {"1-D x", "one entry"}, _ng_make((1,))),
+                    Case("(3, 2, 2)", {"3-D x"}, _ng_make((3, 2, 2))),
+                    Case("(2, 1, 3)", {"3-D x"}, _ng_make((2, 1, 3)))], measure=_ng_properties)
 
 
 def _ng_probe(fns, inp):
@@ -119,11 +126,13 @@ register("numerical_gradient.restores_x", ("numerical_gradient",), _ng_inputs, _
 # A cubic with a large step h: the centred difference is *not* the derivative, it is exactly
 #   3 a x^2 + a h^2 + 2 b x + c   (entrywise),
 # so this catches a step size other than h and a one-sided quotient (+ (3 a x + b) h).
-def _step_inputs(rng, hidden):
-    shape = _sizes(rng, hidden, (2, 3), 1, 5)
-    h = float(rng.uniform(0.05, 0.3)) if hidden else 0.1
+def _step_make(rng):
+    shape = tuple(int(v) for v in rng.integers(1, 5, size=2))
     return {"x": rng.standard_normal(shape), "a": rng.uniform(0.5, 2.0, shape),
-            "b": rng.standard_normal(shape), "c": rng.standard_normal(shape), "h": h}
+            "b": rng.standard_normal(shape), "c": rng.standard_normal(shape), "h": float(rng.uniform(0.05, 0.3))}
+
+
+_step_inputs = Cases([Case("a cubic, a large step h", {"large h"}, _step_make)])
 
 
 def _step_probe(fns, inp):
@@ -149,8 +158,8 @@ register("numerical_gradient.step", ("numerical_gradient",), _step_inputs, _step
 
 
 # =========================================================================== rel_error
-def _rel_inputs(rng, hidden):
-    shape = _sizes(rng, hidden, (4, 3))
+def _rel_make(rng):
+    shape = tuple(int(v) for v in rng.integers(2, 6, size=2))
     a = rng.standard_normal(shape)
     zeros = rng.random(shape) < 0.5
     pairs = {
@@ -196,24 +205,43 @@ def _rel_judge(inp, out):
     return f"all {len(names)} cases match max |a - b| / max(|a| + |b|, floor)"
 
 
+_rel_inputs = Cases([Case("six pairs", {"zeros", "identical", "opposite", "scales"}, _rel_make)])
 register("rel_error", ("rel_error",), _rel_inputs, _rel_probe, _rel_judge,
          doc="rel_error on pairs including zeros, identical and opposite arrays")
 
 
 # =========================================================================== least squares
-def _lsq_inputs(rng, hidden, ridge):
-    if not hidden:
-        N, D, K = (12, 4, 0) if not ridge else (10, 5, 0)
-    else:
-        D = int(rng.integers(1, 8))
-        N = int(rng.integers(1, D)) if ridge and D > 1 and rng.random() < 0.5 else int(rng.integers(D + 2, 30))
-        K = int(rng.integers(0, 4))            # 0: y is a vector
-    X = rng.standard_normal((N, D))
-    if hidden and D > 1:
-        X[:, -1] = 1.0                         # a bias column of ones
-    y = rng.standard_normal((N, K) if K else N)
-    l2 = (float(10.0 ** rng.uniform(-2, 1)) if hidden else 0.5) if ridge else 0.0
-    return {"X": X, "y": y, "l2": l2}
+def _lsq_make(ridge, K, wide=False, bias=False):
+    """y of shape (N,) (K = 0) or (N, K); ``wide``: N < D (ridge only); ``bias``: a column of ones."""
+    def make(rng):
+        D = int(rng.integers(3, 8))
+        N = int(rng.integers(1, D)) if wide else int(rng.integers(D + 2, 30))
+        X = rng.standard_normal((N, D))
+        if bias:
+            X[:, -1] = 1.0                     # a bias column of ones
+        y = rng.standard_normal((N, K) if K else N)
+        l2 = float(10.0 ** rng.uniform(-2, 1)) if ridge else 0.0
+        return {"X": X, "y": y, "l2": l2}
+    return make
+
+
+def _lsq_properties(inp):
+    X, y = inp["X"], inp["y"]
+    props = {"y (N,)" if y.ndim == 1 else "y (N, K)", "N < D" if X.shape[0] < X.shape[1] else "N > D"}
+    if np.all(X[:, -1] == 1.0):
+        props.add("bias column")
+    return props
+
+
+# visible and hidden alike: y a vector and a matrix, a bias column; ridge also with N < D
+_lsq_plain = Cases([Case("y of shape (N,)", {"y (N,)", "N > D"}, _lsq_make(False, 0)),
+                    Case("y of shape (N, K), a bias column", {"y (N, K)", "N > D", "bias column"},
+                         _lsq_make(False, 3, bias=True))], measure=_lsq_properties)
+_lsq_ridge = Cases([Case("y of shape (N,)", {"y (N,)", "N > D"}, _lsq_make(True, 0)),
+                    Case("y of shape (N, K), a bias column", {"y (N, K)", "N > D", "bias column"},
+                         _lsq_make(True, 2, bias=True)),
+                    Case("fewer examples than features", {"y (N,)", "N < D"}, _lsq_make(True, 0, wide=True))],
+                   measure=_lsq_properties)
 
 
 def _lsq_probe(fns, inp):
@@ -248,27 +276,35 @@ def _lsq_judge(ridge):
     return judge
 
 
-register("least_squares_fit", ("least_squares_fit",), lambda r, h: _lsq_inputs(r, h, False), _lsq_probe,
+register("least_squares_fit", ("least_squares_fit",), _lsq_plain, _lsq_probe,
          _lsq_judge(False), doc="least_squares_fit with l2 = 0 against torch.linalg.lstsq")
-register("least_squares_fit.ridge", ("least_squares_fit",), lambda r, h: _lsq_inputs(r, h, True), _lsq_probe,
+register("least_squares_fit.ridge", ("least_squares_fit",), _lsq_ridge, _lsq_probe,
          _lsq_judge(True), doc="least_squares_fit with l2 > 0 against lstsq of [X; sqrt(l2) I]")
 
 
 # =========================================================================== logistic regression
-def _logistic_inputs(rng, hidden):
-    N, D = _sizes(rng, hidden, (8, 3), 2, 12)
-    X, w = rng.standard_normal((N, D)), rng.standard_normal(D)
-    t = rng.integers(0, 2, N).astype(np.float64)
-    if hidden:
-        # the hard corners: logits of +-1000, where sigmoid rounds to exactly 0 or 1. Row 0 on the
-        # wrong side of its label (loss ~1000: log(sigmoid(z)) is log(0) there, and clipping h
-        # caps the loss at ~35), row 1 confidently right (log(1 - h) = log(0) times 1 - t = 0).
-        for n, wrong in ((0, True), (1, False)):
-            z = float(X[n] @ w)
-            X[n] *= 1000.0 / max(abs(z), 1e-3)
-            t[n] = float((z < 0) == wrong)
-    l2 = float(rng.uniform(0.0, 1.0)) if hidden else 0.1
-    return {"w": w, "X": X, "t": t, "l2": l2}
+def _logistic_make(large):
+    def make(rng):
+        N, D = (int(v) for v in rng.integers(2, 12, size=2))
+        X, w = rng.standard_normal((N, D)), rng.standard_normal(D)
+        t = rng.integers(0, 2, N).astype(np.float64)
+        if large:
+            # the hard corners: logits of +-1000, where sigmoid rounds to exactly 0 or 1. Row 0 on the
+            # wrong side of its label (loss ~1000: log(sigmoid(z)) is log(0) there, and clipping h
+            # caps the loss at ~35), row 1 confidently right (log(1 - h) = log(0) times 1 - t = 0).
+            for n, wrong in ((0, True), (1, False)):
+                z = float(X[n] @ w)
+                X[n] *= 1000.0 / max(abs(z), 1e-3)
+                t[n] = float((z < 0) == wrong)
+        return {"w": w, "X": X, "t": t, "l2": float(rng.uniform(0.05, 1.0))}
+    return make
+
+
+# visible and hidden alike: logits of 1e3 too
+_logistic_inputs = Cases([Case("moderate logits", {"moderate logits"}, _logistic_make(False)),
+                          Case("logits of 1e3", {"logits of 1e3"}, _logistic_make(True))],
+                         measure=lambda i: {"logits of 1e3" if np.max(np.abs(i["X"] @ i["w"])) > 100
+                                            else "moderate logits"})
 
 
 def _logistic_oracle(inp):
@@ -289,7 +325,7 @@ def _logistic_probe(fns, inp):
 register("logistic_loss.loss", ("logistic_loss",), _logistic_inputs, _logistic_probe,
          lambda i, o: "loss matches PyTorch's binary_cross_entropy_with_logits + (l2/2)||w||^2 (relative error %.1e)"
          % _scalar("the loss from logistic_loss", o["loss"], _logistic_oracle(i)[0],
-                   "mean over the N examples of -[t log h + (1 - t) log(1 - h)], plus (l2/2) ||w||^2. Hidden tests "
+                   "mean over the N examples of -[t log h + (1 - t) log(1 - h)], plus (l2/2) ||w||^2. Some tests "
                    "use logits of ~1e3, where log(sigmoid(z)) is log(0): compute log(1 + exp(z)) - t z with "
                    "np.logaddexp(0, z) instead"))
 register("logistic_loss.grad", ("logistic_loss",), _logistic_inputs, _logistic_probe,
@@ -299,17 +335,29 @@ register("logistic_loss.grad", ("logistic_loss",), _logistic_inputs, _logistic_p
 
 
 # =========================================================================== softmax regression
-def _softmax_inputs(rng, hidden):
-    N, D, C = _sizes(rng, hidden, (7, 4, 3), 1, 10)
-    C = max(C, 2)
-    W, X = rng.standard_normal((D, C)), rng.standard_normal((N, D))
-    if hidden:
-        # scores up to 1500: exp overflows to inf without the max shift
-        S = X @ W
-        X *= 1500.0 / S.flat[int(np.argmax(np.abs(S)))]
-    y = rng.integers(0, C, N)
-    l2 = float(rng.uniform(0.0, 1.0)) if hidden else 0.1
-    return {"W": W, "X": X, "y": y, "l2": l2}
+def _softmax_make(large, N=None):
+    def make(rng):
+        n, D, C = (int(v) for v in rng.integers(2, 10, size=3))
+        n = n if N is None else N
+        W, X = rng.standard_normal((D, C)), rng.standard_normal((n, D))
+        if large:
+            # scores up to 1500: exp overflows to inf without the max shift
+            S = X @ W
+            X *= 1500.0 / S.flat[int(np.argmax(np.abs(S)))]
+        return {"W": W, "X": X, "y": rng.integers(0, C, n), "l2": float(rng.uniform(0.05, 1.0))}
+    return make
+
+
+def _softmax_properties(inp):
+    props = {"scores of 1e3" if np.max(np.abs(inp["X"] @ inp["W"])) > 100 else "moderate scores"}
+    return props | ({"N = 1"} if len(inp["X"]) == 1 else set())
+
+
+# visible and hidden alike: scores of 1e3 and a batch of one too
+_softmax_inputs = Cases([Case("moderate scores", {"moderate scores"}, _softmax_make(False)),
+                         Case("scores of 1e3", {"scores of 1e3"}, _softmax_make(True)),
+                         Case("one example", {"moderate scores", "N = 1"}, _softmax_make(False, N=1))],
+                        measure=_softmax_properties)
 
 
 def _softmax_oracle(inp):
@@ -327,11 +375,28 @@ def _softmax_probe(fns, inp):
     return {"loss": np.asarray(loss, dtype=np.float64), "dW": dW}
 
 
+def _softmax_loss_hint(inp, out):
+    """An infinite loss with a right dW took the log of a probability that underflowed to 0."""
+    hint = ("mean over the N rows of -log softmax(X W)[n, y_n], plus (l2/2) sum W^2; subtract each row's "
+            "max score before exp (some tests use scores of ~1e3)")
+    try:
+        loss, dW = np.asarray(out["loss"], dtype=np.float64), np.asarray(out["dW"], dtype=np.float64)
+    except (TypeError, ValueError, KeyError):
+        return hint
+    if loss.size != 1 or np.isfinite(loss).all():
+        return hint
+    expected = _softmax_oracle(inp)[1]
+    if dW.shape == expected.shape and np.isfinite(dW).all() and np.allclose(dW, expected, rtol=1e-6, atol=1e-12):
+        return ("your probabilities are right (dW matches), but with scores of ~1e3 the small ones underflow "
+                "to 0 and log(0) = -inf: use log-sum-exp, never the log of a probability: log softmax(s) "
+                "= (s - max) - log(sum(exp(s - max))), then pick the entry of class y")
+    return hint + "; then take the log with log-sum-exp, never the log of a probability"
+
+
 register("softmax_regression_loss.loss", ("softmax_regression_loss",), _softmax_inputs, _softmax_probe,
          lambda i, o: "loss matches PyTorch's cross_entropy + (l2/2)||W||^2 (relative error %.1e)"
          % _scalar("the loss from softmax_regression_loss", o["loss"], _softmax_oracle(i)[0],
-                   "mean over the N rows of -log softmax(X W)[n, y_n], plus (l2/2) sum W^2; subtract each row's "
-                   "max score before exp (hidden tests use scores of ~1e3)"))
+                   _softmax_loss_hint(i, o)))
 register("softmax_regression_loss.grad", ("softmax_regression_loss",), _softmax_inputs, _softmax_probe,
          lambda i, o: "dW matches PyTorch autograd (relative error %.1e)" % compare(
              "dW from softmax_regression_loss", o["dW"], _softmax_oracle(i)[1], oracle="PyTorch autograd",
@@ -412,14 +477,36 @@ def _unpack_log(out, prefix):
 
 
 # --- full batch: plain gradient descent, no randomness in the trajectory
-def _fullbatch_inputs(rng, hidden):
-    kind = "prototype" if hidden else "logcosh"
-    N, D = (int(rng.integers(1, 12)), int(rng.integers(1, 6))) if hidden else (9, 3)
-    inp = _sgd_data(rng, N, D, kind)
-    inp.update(kind=kind, lr=float(rng.uniform(0.1, 0.8)) if hidden else 0.5,
-               batch_size=N + int(rng.integers(0, 4)) if hidden else N, epochs=int(rng.integers(1, 6)) if hidden else 4,
-               seed=int(rng.integers(0, 2 ** 31)))
-    return inp
+def _fullbatch_make(kind, extra):
+    """Full batch: batch_size = N + extra (0: exactly N, > 0: larger than N)."""
+    def make(rng):
+        N, D = int(rng.integers(2, 12)), int(rng.integers(1, 6))
+        inp = _sgd_data(rng, N, D, kind)
+        inp.update(kind=kind, lr=float(rng.uniform(0.1, 0.8)), batch_size=N + extra,
+                   epochs=int(rng.integers(1, 6)), seed=int(rng.integers(0, 2 ** 31)))
+        return inp
+    return make
+
+
+def _sgd_properties(inp):
+    N, B = len(inp["X"]), inp["batch_size"]
+    props = {f"{inp['kind']} loss"}
+    if B > N:
+        props.add("batch_size > N")
+    elif B == N:
+        props.add("batch_size = N")
+    else:
+        props.add("batch_size divides N" if N % B == 0 else "a smaller last batch")
+    if B == 1:
+        props.add("batch_size 1")
+    return props
+
+
+# visible and hidden alike: both losses (a vector w and a matrix w), batch_size = N and > N
+_fullbatch_inputs = Cases([Case("batch_size = N, vector w", {"logcosh loss", "batch_size = N"},
+                                _fullbatch_make("logcosh", 0)),
+                           Case("batch_size > N, matrix w", {"prototype loss", "batch_size > N"},
+                                _fullbatch_make("prototype", 2))], measure=_sgd_properties)
 
 
 def _fullbatch_probe(fns, inp):
@@ -454,14 +541,28 @@ register("minibatch_sgd.full_batch", ("minibatch_sgd",), _fullbatch_inputs, _ful
 
 
 # --- the batches: every epoch a fresh random order, cut into batch_size pieces
-def _sgd_inputs(rng, hidden):
-    kind = "prototype" if hidden else "logcosh"
-    N, D = (int(rng.integers(8, 20)), int(rng.integers(1, 5))) if hidden else (10, 3)
-    B = int(rng.integers(1, N)) if hidden else 4
-    inp = _sgd_data(rng, N, D, kind)
-    inp.update(kind=kind, lr=float(rng.uniform(0.05, 0.5)) if hidden else 0.3, batch_size=B,
-               epochs=int(rng.integers(2, 4)) if hidden else 3, seed=int(rng.integers(0, 2 ** 31)))
-    return inp
+def _sgd_make(kind, B=None, divides=True):
+    def make(rng):
+        D = int(rng.integers(1, 5))
+        if B == 1:
+            b, N = 1, int(rng.integers(5, 9))
+        else:
+            b = int(rng.integers(3, 6))
+            N = b * int(rng.integers(2, 4)) + (0 if divides else int(rng.integers(1, b)))
+        inp = _sgd_data(rng, N, D, kind)
+        inp.update(kind=kind, lr=float(rng.uniform(0.05, 0.5)), batch_size=b, epochs=int(rng.integers(2, 4)),
+                   seed=int(rng.integers(0, 2 ** 31)))
+        return inp
+    return make
+
+
+# visible and hidden alike: a batch size that divides N, one that leaves a smaller last batch,
+# batch size 1; both losses
+_sgd_inputs = Cases([Case("batch_size divides N", {"logcosh loss", "batch_size divides N"}, _sgd_make("logcosh")),
+                     Case("a smaller last batch", {"prototype loss", "a smaller last batch"},
+                          _sgd_make("prototype", divides=False)),
+                     Case("batch_size 1", {"logcosh loss", "batch_size divides N", "batch_size 1"},
+                          _sgd_make("logcosh", B=1))], measure=_sgd_properties)
 
 
 def _batches_probe(fns, inp):

@@ -1,14 +1,15 @@
 """Checks of assignment 02: multilayer perceptrons and backpropagation.
 
 Oracles: ``torch.nn.functional`` in float64 for values, ``torch.autograd`` for gradients.
-Visible checks use small fixed shapes; hidden ones (``hidden=True``) draw other shapes, 4-D
-inputs for affine layers and extreme logits for the loss.
+Every check runs a fixed list of cases, visible and hidden alike (leading axes and N = 1 for
+affine layers, magnitudes of 800 for activations, logits of 1e3 for the loss); hidden ones
+(``hidden=True``) draw other sizes and values inside each case.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from dlhw.checks.core import call, compare, register
+from dlhw.checks.core import Case, Cases, call, compare, register
 from dlhw.checks.layerchecks import register_layer
 
 
@@ -17,53 +18,112 @@ def _torch():
     return torch
 
 
-def _sizes(rng, hidden, visible, low=1, high=9):
-    return tuple(int(s) for s in rng.integers(low, high, size=len(visible))) if hidden else visible
-
-
 # --------------------------------------------------------------------------- affine
-def _affine_inputs(rng, hidden):
-    N, D, M = _sizes(rng, hidden, (4, 6, 3))
-    # hidden: a (N, d1, d2) input so that the flattening is checked too
-    xshape = (N, 2, D) if hidden else (N, D)
-    Dflat = int(np.prod(xshape[1:]))
-    return {"args": [rng.standard_normal(xshape), rng.standard_normal((Dflat, M)),
-                     rng.standard_normal(M)], "dout": rng.standard_normal((N, M))}
+# Fixed cases (visible and hidden alike; hidden ones draw other sizes): every student's tests
+# exercise the same rules, and a rule a hidden test checks is one a visible test showed.
+def _affine_case(xshape_of):
+    def make(rng):
+        N, D, M = (int(s) for s in rng.integers(2, 7, size=3))
+        xshape = xshape_of(rng, N, D)
+        Dflat = int(np.prod(xshape[1:]))
+        return {"args": [rng.standard_normal(xshape), rng.standard_normal((Dflat, M)),
+                         rng.standard_normal(M)], "dout": rng.standard_normal((xshape[0], M))}
+    return make
 
+
+def _shape_properties(inp):
+    """Properties of the first argument's shape: leading axes (more than 2), N = 1, D = 1."""
+    x = inp["args"][0]
+    props = {"leading axes" if x.ndim > 2 else "2-D x"}
+    if x.shape[0] == 1:
+        props.add("N = 1")
+    if x.ndim == 2 and x.shape[1] == 1:
+        props.add("D = 1")
+    return props
+
+
+_AFFINE_CASES = Cases([
+    Case("(N, D) input", {"2-D x"}, _affine_case(lambda rng, N, D: (N, D))),
+    # (N, d1, d2): the flattening to (N, d1 * d2), and dx reshaped back to x's shape
+    Case("(N, d1, d2) input", {"leading axes"}, _affine_case(lambda rng, N, D: (N, 2, D))),
+    Case("(1, d1, d2, d3) input", {"leading axes", "N = 1"},
+         _affine_case(lambda rng, N, D: (1, 2, D, 3))),
+    Case("(N, 1) input", {"2-D x", "D = 1"}, _affine_case(lambda rng, N, D: (N, 1))),
+], measure=_shape_properties)
 
 register_layer(
-    "affine", _affine_inputs,
+    "affine", _AFFINE_CASES,
     lambda x, w, b: x.reshape(x.shape[0], -1) @ w + b,
     arg_names=("x", "w", "b"), grad_names=("dx", "dw", "db"),
     hints={"out": "out = x reshaped to (N, D) times w, plus b broadcast over the rows",
            "dx": "dx = dout @ w.T, reshaped back to x's shape",
            "dw": "dw = x_flat.T @ dout (x reshaped to (N, D))",
-           "db": "db sums dout over the batch axis (axis 0)"})
+           "db": "db sums dout over the batch axis (axis 0)"},
+    describe=lambda inp: f"x of shape {inp['args'][0].shape}")
 
 
 # --------------------------------------------------------------------------- activations
-def _act_inputs(rng, hidden, scale=1.0):
-    shape = _sizes(rng, hidden, (5, 4)) + ((3,) if hidden else ())
-    x = rng.standard_normal(shape) * scale
-    if hidden:  # the numerically hard corners: large magnitudes
-        x.flat[0], x.flat[-1] = 40.0, -800.0
-    return {"args": [x], "dout": rng.standard_normal(shape)}
+def _act_case(ndim, scale, large):
+    def make(rng):
+        shape = tuple(int(s) for s in rng.integers(2, 7, size=ndim))
+        x = rng.standard_normal(shape) * scale
+        if large:  # the numerically hard corners: large magnitudes (exp(800) overflows)
+            x.flat[0], x.flat[-1] = 40.0, -800.0
+        return {"args": [x], "dout": rng.standard_normal(shape)}
+    return make
 
 
-register_layer("relu", _act_inputs, lambda x: x.clamp(min=0), ("x",), ("dx",),
+def _act_properties(inp):
+    x = inp["args"][0]
+    props = {f"{x.ndim}-D x"}
+    if np.max(np.abs(x)) > 700:
+        props.add("large magnitudes")
+    return props
+
+
+def _act_cases(scale):
+    return Cases([Case("(N, D) input", {"2-D x"}, _act_case(2, scale, False)),
+                  Case("3-D input with |x| up to 800", {"3-D x", "large magnitudes"},
+                       _act_case(3, scale, True))], measure=_act_properties)
+
+
+register_layer("relu", _act_cases(1.0), lambda x: x.clamp(min=0), ("x",), ("dx",),
                hints={"dx": "the gradient passes where x > 0 and is 0 elsewhere"})
-register_layer("sigmoid", lambda r, h: _act_inputs(r, h, 3.0), lambda x: x.sigmoid(), ("x",), ("dx",),
+# the notebook calls 1 / (1 + exp(-x)) a trap: it overflows (a RuntimeWarning, then inf) for
+# x = -800, so the probe runs under np.errstate(over="raise") and an overflow fails the check
+register_layer("sigmoid", _act_cases(3.0), lambda x: x.sigmoid(), ("x",), ("dx",),
                hints={"out": "for large negative x, 1 / (1 + exp(-x)) overflows: use exp(x) / (1 + exp(x)) there",
-                      "dx": "sigmoid'(x) = s (1 - s) with s = sigmoid(x)"})
-register_layer("tanh", lambda r, h: _act_inputs(r, h, 2.0), lambda x: x.tanh(), ("x",), ("dx",),
+                      "dx": "sigmoid'(x) = s (1 - s) with s = sigmoid(x)",
+                      "overflow": "exp(-x) overflows for x < -709 (here x = -800): compute sigmoid "
+                                  "from exp(-|x|), which never overflows, e.g. exp(x) / (1 + exp(x)) "
+                                  "where x < 0"},
+               errstate={"over": "raise"})
+register_layer("tanh", _act_cases(2.0), lambda x: x.tanh(), ("x",), ("dx",),
                hints={"dx": "tanh'(x) = 1 - tanh(x)^2, not (1 - tanh(x))^2"})
 
 
 # --------------------------------------------------------------------------- losses
-def _loss_inputs(rng, hidden):
-    N, C = _sizes(rng, hidden, (6, 5), 2, 12)
-    scale = 1e3 if hidden else 3.0      # hidden: logits of size 1e3 (softmax must not overflow)
-    return {"x": rng.standard_normal((N, C)) * scale, "y": rng.integers(0, C, size=N)}
+def _loss_case(scale, N=None):
+    def make(rng):
+        n, C = (int(s) for s in rng.integers(2, 12, size=2))
+        n = n if N is None else N
+        return {"x": rng.standard_normal((n, C)) * scale, "y": rng.integers(0, C, size=n)}
+    return make
+
+
+def _loss_properties(inp):
+    x = inp["x"]
+    props = {"logits of 1e3" if np.max(np.abs(x)) > 100 else "moderate logits"}
+    if x.shape[0] == 1:
+        props.add("N = 1")
+    return props
+
+
+# logits of size 1e3: softmax must not overflow (subtract each row's max), visible too
+_LOSS_CASES = Cases([Case("moderate logits", {"moderate logits"}, _loss_case(3.0)),
+                     Case("logits of 1e3", {"logits of 1e3"}, _loss_case(1e3)),
+                     Case("one example", {"moderate logits", "N = 1"}, _loss_case(3.0, N=1))],
+                    measure=_loss_properties)
 
 
 def _softmax_oracle(x, y):
@@ -88,19 +148,41 @@ def _judge_scalar(what, got, expected, hint):
     return compare(what, np.reshape(got, ()), expected, hint=hint)
 
 
-register("softmax_loss.loss", ("softmax_loss",), _loss_inputs, _probe_loss("softmax_loss"),
+def _softmax_loss_hint(inp, out):
+    """The hint for a wrong loss: an infinite loss with a right dx took the log of a probability."""
+    hint = "subtract each row's max before exp (logits may be ~1e3), average over the batch"
+    try:
+        loss = np.asarray(out["loss"], dtype=np.float64)
+        dx = np.asarray(out["dx"], dtype=np.float64)
+    except (TypeError, ValueError, KeyError):
+        return hint
+    if loss.size != 1 or np.isfinite(loss).all():
+        return hint
+    expected_dx = _softmax_oracle(inp["x"], inp["y"])[1]
+    if dx.shape == expected_dx.shape and np.isfinite(dx).all() and np.allclose(dx, expected_dx, rtol=1e-6,
+                                                                                 atol=1e-12):
+        return ("your probabilities are right (dx matches), but with logits of 1e3 the small ones underflow "
+                "to 0 and log(0) = -inf: use log-sum-exp, never the log of a probability: log softmax(x) "
+                "= (x - max) - log(sum(exp(x - max))), then pick the entry of class y")
+    return hint + "; then take the log with log-sum-exp, never the log of a probability"
+
+
+register("softmax_loss.loss", ("softmax_loss",), _LOSS_CASES, _probe_loss("softmax_loss"),
          lambda i, o: "loss matches PyTorch's cross_entropy (relative error %.1e)" % _judge_scalar(
              "the loss from softmax_loss", o["loss"], _softmax_oracle(i["x"], i["y"])[0],
-             "subtract each row's max before exp (logits may be ~1e3), average over the batch"))
-register("softmax_loss.dx", ("softmax_loss",), _loss_inputs, _probe_loss("softmax_loss"),
+             _softmax_loss_hint(i, o)))
+register("softmax_loss.dx", ("softmax_loss",), _LOSS_CASES, _probe_loss("softmax_loss"),
          lambda i, o: "dx matches PyTorch autograd (relative error %.1e)" % compare(
              "dx from softmax_loss", o["dx"], _softmax_oracle(i["x"], i["y"])[1], oracle="PyTorch autograd",
              hint="dx = (softmax(x) - one_hot(y)) / N"))
 
 
-def _mse_inputs(rng, hidden):
-    N, D = _sizes(rng, hidden, (6, 3))
+def _mse_make(rng):
+    N, D = (int(s) for s in rng.integers(2, 9, size=2))   # D >= 2: the mean is over N * D entries
     return {"x": rng.standard_normal((N, D)), "y": rng.standard_normal((N, D))}
+
+
+_MSE_CASES = Cases([Case("(N, D) batch", {"2-D x"}, _mse_make)])
 
 
 def _mse_oracle(x, y):
@@ -111,23 +193,26 @@ def _mse_oracle(x, y):
     return loss.item(), t.grad.numpy()
 
 
-register("mse_loss.loss", ("mse_loss",), _mse_inputs, _probe_loss("mse_loss"),
+register("mse_loss.loss", ("mse_loss",), _MSE_CASES, _probe_loss("mse_loss"),
          lambda i, o: "loss matches PyTorch's mse_loss (relative error %.1e)" % _judge_scalar(
              "the loss from mse_loss", o["loss"], _mse_oracle(i["x"], i["y"])[0],
              "the mean of (x - y)^2 over all N * D entries, like torch.nn.functional.mse_loss"))
-register("mse_loss.dx", ("mse_loss",), _mse_inputs, _probe_loss("mse_loss"),
+register("mse_loss.dx", ("mse_loss",), _MSE_CASES, _probe_loss("mse_loss"),
          lambda i, o: "dx matches PyTorch autograd (relative error %.1e)" % compare(
              "dx from mse_loss", o["dx"], _mse_oracle(i["x"], i["y"])[1], oracle="PyTorch autograd",
              hint="d/dx mean((x - y)^2) = 2 (x - y) / (N * D)"))
 
 
 # --------------------------------------------------------------------------- two-layer net
-def _net_inputs(rng, hidden):
-    N, D, H, C = _sizes(rng, hidden, (5, 4, 7, 3), 2, 10)
+def _net_make(rng):
+    N, D, H, C = (int(s) for s in rng.integers(2, 10, size=4))
     return {"X": rng.standard_normal((N, D)), "y": rng.integers(0, C, size=N),
             "params": {"W1": 0.5 * rng.standard_normal((D, H)), "b1": 0.1 * rng.standard_normal(H),
                        "W2": 0.5 * rng.standard_normal((H, C)), "b2": 0.1 * rng.standard_normal(C)},
-            "reg": 0.1 if not hidden else float(rng.uniform(0.0, 0.5))}
+            "reg": float(rng.uniform(0.05, 0.5))}
+
+
+_NET_CASES = Cases([Case("regularized net", {"reg > 0"}, _net_make)])
 
 
 def _net_oracle(inp):
@@ -163,8 +248,8 @@ def _net_judge_grads(inp, out):
     return f"every gradient matches PyTorch autograd (largest relative error {worst:.1e})"
 
 
-register("two_layer_net.loss", ("two_layer_net",), _net_inputs, _net_probe,
+register("two_layer_net.loss", ("two_layer_net",), _NET_CASES, _net_probe,
          lambda i, o: "loss matches PyTorch (relative error %.1e)" % _judge_scalar(
              "the loss from two_layer_net", o["loss"], _net_oracle(i)[0],
              "data loss (mean softmax cross-entropy) + 0.5 * reg * (sum W1^2 + sum W2^2); biases are not penalized"))
-register("two_layer_net.grads", ("two_layer_net",), _net_inputs, _net_probe, _net_judge_grads)
+register("two_layer_net.grads", ("two_layer_net",), _NET_CASES, _net_probe, _net_judge_grads)

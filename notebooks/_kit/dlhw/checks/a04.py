@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlhw.checks.core import CheckFailed, call, compare, fail, register
+from dlhw.checks.core import Case, Cases, CheckFailed, call, compare, fail, register
 
 TOL = 1e-8
 
@@ -96,13 +96,6 @@ def _fmt(config: dict) -> str:
 
 
 # =========================================================================== the problem
-def _shape(rng, hidden):
-    if not hidden:
-        return (3, 4)
-    ndim = int(rng.integers(1, 4))
-    return tuple(int(s) for s in rng.integers(1, 6, size=ndim))
-
-
 def _grad(prob: dict, w: np.ndarray) -> np.ndarray:
     """Gradient of sum(scale * (curv (w - c)^2 / 2 - 0.15 cos(2 w))) at w (a fresh array)."""
     w = np.asarray(w, dtype=np.float64)
@@ -159,16 +152,42 @@ def _initial_state(name: str, prob: dict, hyper: dict, rng, hidden: bool) -> dic
     return {}
 
 
+def _rule_make(name: str, shape, t0=None, fixed=False):
+    """One case of an update rule: w of ``shape`` (a tuple of sizes to draw: 0 draws 1 to 5),
+    Adam's state resumed at step ``t0``; ``fixed``: the notebook's hyperparameters and 10 steps."""
+    def make(rng):
+        sizes = tuple(int(rng.integers(2, 6)) if s == 0 else s for s in shape)
+        prob = _problem(rng, sizes, name in ADAPTIVE)
+        hyper = _hyper(name, rng, not fixed)
+        state0 = _initial_state(name, prob, hyper, rng, False)
+        if "t" in state0 and t0 is not None:
+            state0["t"] = t0
+        return {"prob": prob, "hyper": hyper, "state0": state0,
+                "steps": 10 if fixed else int(rng.integers(20, 51)),
+                "default_steps": 5 if fixed else int(rng.integers(5, 21))}
+    return make
+
+
+def _rule_properties(inp):
+    w = inp["prob"]["w0"]
+    props = {f"{w.ndim}-D w"}
+    t = inp["state0"].get("t")
+    if t is not None:
+        props.add("resumed at t = 1" if t == 1 else ("resumed at a large t" if t >= 100 else "resumed at a small t"))
+    return props
+
+
 def _rule_inputs(name: str):
-    def inputs(rng, hidden):
-        shape = _shape(rng, hidden)
-        prob = _problem(rng, shape, name in ADAPTIVE)
-        hyper = _hyper(name, rng, hidden)
-        return {"prob": prob, "hyper": hyper,
-                "state0": _initial_state(name, prob, hyper, rng, hidden),
-                "steps": int(rng.integers(20, 51)) if hidden else 10,
-                "default_steps": int(rng.integers(5, 21)) if hidden else 5}
-    return inputs
+    # visible and hidden alike (hidden ones draw other sizes and hyperparameters): w of 1, 2 and
+    # 3 axes, and for Adam a state resumed at t = 1, a small t and a large t
+    adam = name in ("adam", "adamw")
+    t = (lambda label: {label}) if adam else (lambda label: set())
+    return Cases([
+        Case("(3, 4), the notebook's hyperparameters", {"2-D w"} | t("resumed at a small t"),
+             _rule_make(name, (3, 4), t0=3, fixed=True)),
+        Case("1-D w", {"1-D w"} | t("resumed at t = 1"), _rule_make(name, (0,), t0=1)),
+        Case("3-D w", {"3-D w"} | t("resumed at a large t"), _rule_make(name, (0, 0, 0), t0=1000)),
+    ], measure=_rule_properties)
 
 
 # =========================================================================== probing
@@ -317,17 +336,38 @@ def _check_defaults(name: str, first_config: dict) -> None:
                  f"default is {value:g}")
 
 
+T_OFF_BY_ONE = ("the first step used t = 2: check t first. t counts the steps taken (0 when config has "
+                "none), and grows by 1 before it is used, so the first step has t = 1")
+
+
+def _path_or_t_slip(name: str, run: str, got, expected, hint: str, prob: dict, hyper: dict, steps: int) -> float:
+    """_compare_path; for Adam, a wrong path that is Adam started from t = 1 says so (not its m formula)."""
+    try:
+        return _compare_path(name, run, got, expected, hint)
+    except CheckFailed as exc:
+        if name not in ("adam", "adamw"):
+            raise
+        zeros = np.zeros_like(np.asarray(prob["w0"], dtype=np.float64))
+        shifted, _ = _torch_run(name, prob, hyper, {"t": 1, "m": zeros, "v": zeros.copy()}, steps)
+        got = np.asarray(got, dtype=np.float64)
+        scale = max(float(np.max(np.abs(shifted))), 1e-8)
+        if got.shape != shifted.shape or not float(np.max(np.abs(got - shifted))) <= TOL * scale:
+            raise
+        raise CheckFailed(f"{str(exc).split('. Hint: ')[0]}. Yours is Adam started from t = 1: "
+                          f"{T_OFF_BY_ONE}") from None
+
+
 def _rule_judge(name: str):
     def judge(inp, out):
         prob, hyper = inp["prob"], inp["hyper"]
         hint = HINTS[name]
         exp_given, _ = _torch_run(name, prob, hyper, {}, inp["steps"])
         run = f"from config = {{{_fmt(hyper)}}}"
-        err1 = _compare_path(name, run, out["given"]["path"], exp_given, hint)
+        err1 = _path_or_t_slip(name, run, out["given"]["path"], exp_given, hint, prob, hyper, inp["steps"])
         _check_defaults(name, out["default"]["first_config"])
         exp_default, _ = _torch_run(name, prob, {}, {}, inp["default_steps"])
-        err2 = _compare_path(name, f"from config=None (the defaults {_fmt(DEFAULTS[name])})",
-                             out["default"]["path"], exp_default, hint)
+        err2 = _path_or_t_slip(name, f"from config=None (the defaults {_fmt(DEFAULTS[name])})",
+                               out["default"]["path"], exp_default, hint, prob, {}, inp["default_steps"])
         return (f"{inp['steps']} steps match torch.optim, and {inp['default_steps']} from config=None "
                 f"(relative error {max(err1, err2):.1e} <= {TOL:.0e})")
     return judge
@@ -335,7 +375,8 @@ def _rule_judge(name: str):
 
 def _compare_states(name: str, run: str, got: dict, expected: dict) -> float:
     worst = 0.0
-    for key in STATE_KEYS[name]:
+    # t first: a t that is off changes every later m and v, and the message must name t
+    for key in sorted(STATE_KEYS[name], key=lambda k: k != "t"):
         g, e = np.asarray(got[key], dtype=np.float64), expected[key]
         if g.shape != e.shape:
             fail(f"{name}: config[{key!r}] over the steps {run} has shape {g.shape}; expected {e.shape}")
@@ -343,6 +384,8 @@ def _compare_states(name: str, run: str, got: dict, expected: dict) -> float:
             bad = np.nonzero(g != e)[0]
             if bad.size:
                 k = int(bad[0])
+                if k == 0 and e[0] == 1 and g[0] == 2:
+                    fail(f"config['t'] after call 1 {run} is 2; expected 1: {T_OFF_BY_ONE}")
                 fail(f"config['t'] after call {k + 1} {run} is {g[k]:g}; expected {e[k]:g}. "
                      f"Hint: {STATE_HINTS['t']}")
             continue
@@ -434,13 +477,22 @@ def _schedule_judge(fname: str, what: str, oracle_of, hint: str):
 
 
 # step decay ---------------------------------------------------------------------------------
-def _step_inputs(rng, hidden):
-    if not hidden:
-        return {"lr0": 0.1, "step_size": 3, "gamma": 0.5, "ts": list(range(0, 20))}
-    step_size = int(rng.integers(1, 12))
-    T = int(rng.integers(3 * step_size, 8 * step_size + 2))
-    return {"lr0": float(10 ** rng.uniform(-3, 0)), "step_size": step_size,
-            "gamma": float(rng.uniform(0.05, 0.95)), "ts": list(range(0, T))}
+def _step_make(step_size=None):
+    def make(rng):
+        k = int(rng.integers(2, 12)) if step_size is None else step_size
+        T = int(rng.integers(3 * k, 8 * k + 2))
+        return {"lr0": float(10 ** rng.uniform(-3, 0)), "step_size": k,
+                "gamma": float(rng.uniform(0.05, 0.95)), "ts": list(range(0, T))}
+    return make
+
+
+# visible and hidden alike: the notes' example, other step sizes, step_size 1
+_step_inputs = Cases([
+    Case("the notes' example", {"step_size > 1"},
+         lambda rng: {"lr0": 0.1, "step_size": 3, "gamma": 0.5, "ts": list(range(0, 20))}),
+    Case("another step size", {"step_size > 1"}, _step_make()),
+    Case("step_size 1", {"step_size 1"}, _step_make(1)),
+], measure=lambda i: {"step_size 1" if i["step_size"] == 1 else "step_size > 1"})
 
 
 def _step_oracle(inp):
@@ -461,12 +513,19 @@ register("step_decay", ("step_decay",), _step_inputs,
 
 
 # inverse-time decay -------------------------------------------------------------------------
-def _inv_inputs(rng, hidden):
-    if not hidden:       # the notes' example: 0.1, 0.05, 0.033, 0.025, ...
-        return {"lr0": 0.1, "decay_rate": 1.0, "ts": list(range(0, 12))}
-    return {"lr0": float(10 ** rng.uniform(-3, 0)), "decay_rate": float(rng.choice([0.0, rng.uniform(0.01, 3.0)],
-                                                                                  p=[0.1, 0.9])),
-            "ts": list(range(0, int(rng.integers(5, 60))))}
+def _inv_make(zero):
+    def make(rng):
+        return {"lr0": float(10 ** rng.uniform(-3, 0)), "decay_rate": 0.0 if zero else float(rng.uniform(0.01, 3.0)),
+                "ts": list(range(0, int(rng.integers(5, 60))))}
+    return make
+
+
+# visible and hidden alike: the notes' example (0.1, 0.05, 0.033, 0.025, ...), others, no decay
+_inv_inputs = Cases([
+    Case("the notes' example", {"decay_rate > 0"}, lambda rng: {"lr0": 0.1, "decay_rate": 1.0, "ts": list(range(0, 12))}),
+    Case("another decay rate", {"decay_rate > 0"}, _inv_make(False)),
+    Case("decay_rate 0", {"decay_rate 0"}, _inv_make(True)),
+], measure=lambda i: {"decay_rate 0" if i["decay_rate"] == 0 else "decay_rate > 0"})
 
 
 def _inv_oracle(inp):
@@ -487,14 +546,30 @@ register("inverse_time_decay", ("inverse_time_decay",), _inv_inputs,
 
 
 # transformer warm-up --------------------------------------------------------------------------
-def _warm_inputs(rng, hidden):
-    if not hidden:
-        return {"d_model": 64, "warmup_steps": 10, "ts": list(range(0, 41))}
-    warm = int(rng.choice([1, 2, int(rng.integers(3, 200)), int(rng.integers(200, 1500))]))
-    T = int(rng.integers(warm + 2, 3 * warm + 20))
-    ts = sorted({0, 1, warm - 1, warm, warm + 1, T - 1} | {int(x) for x in rng.integers(0, T, size=25)})
-    return {"d_model": int(rng.choice([16, 128, 512, 1024])), "warmup_steps": warm,
-            "ts": [t for t in ts if t >= 0]}
+def _warm_make(warm_of):
+    def make(rng):
+        warm = warm_of(rng)
+        T = int(rng.integers(warm + 2, 3 * warm + 20))
+        ts = sorted({0, 1, warm - 1, warm, warm + 1, T - 1} | {int(x) for x in rng.integers(0, T, size=25)})
+        return {"d_model": int(rng.choice([16, 128, 512, 1024])), "warmup_steps": warm,
+                "ts": [t for t in ts if t >= 0]}
+    return make
+
+
+def _warm_properties(inp):
+    w = inp["warmup_steps"]
+    return {"warmup_steps 1" if w == 1 else ("warmup_steps 2" if w == 2 else "warmup_steps > 2")}
+
+
+# visible and hidden alike: the notebook's case, warm-ups of 1 and 2 steps, short and long ones
+_warm_inputs = Cases([
+    Case("d_model 64, 10 warm-up steps", {"warmup_steps > 2"},
+         lambda rng: {"d_model": 64, "warmup_steps": 10, "ts": list(range(0, 41))}),
+    Case("one warm-up step", {"warmup_steps 1"}, _warm_make(lambda rng: 1)),
+    Case("two warm-up steps", {"warmup_steps 2"}, _warm_make(lambda rng: 2)),
+    Case("a short warm-up", {"warmup_steps > 2"}, _warm_make(lambda rng: int(rng.integers(3, 200)))),
+    Case("a long warm-up", {"warmup_steps > 2"}, _warm_make(lambda rng: int(rng.integers(200, 1500)))),
+], measure=_warm_properties)
 
 
 def _warm_oracle(inp):

@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from dlhw.checks.core import CheckFailed, call, compare, fail, register
+from dlhw.checks.core import Case, Cases, CheckFailed, call, compare, fail, register
 
 MIN_SAMPLE = 20_000                      # weights per initializer sample (see the module docstring)
 
@@ -102,16 +102,21 @@ _SLIPS = [
 ]
 
 
-def _init_inputs(rng, hidden):
-    if hidden:
+def _init_case(wide):
+    def make(rng):
         small, big = int(rng.integers(30, 120)), int(rng.integers(200, 1200))
         big = max(big, -(-MIN_SAMPLE // small))
-        fan_in, fan_out = (big, small) if rng.random() < 0.5 else (small, big)
-    else:
-        fan_in, fan_out = 384, 96            # 36,864 weights; every slip above is >= 9 % off
-    seeds = rng.integers(0, 2**31, size=3)
-    return {"fan_in": fan_in, "fan_out": fan_out, "seed": int(seeds[0]), "seed2": int(seeds[1]),
-            "torch_seed": int(seeds[2])}
+        fan_in, fan_out = (small, big) if wide else (big, small)
+        seeds = rng.integers(0, 2**31, size=3)
+        return {"fan_in": fan_in, "fan_out": fan_out, "seed": int(seeds[0]), "seed2": int(seeds[1]),
+                "torch_seed": int(seeds[2])}
+    return make
+
+
+# both orders of the fans, visible and hidden: a slip that swaps or mixes them shows in one
+_INIT_CASES = Cases([Case("fan_in > fan_out", {"fan_in > fan_out"}, _init_case(False)),
+                     Case("fan_in < fan_out", {"fan_in < fan_out"}, _init_case(True))],
+                    measure=lambda i: {"fan_in > fan_out" if i["fan_in"] > i["fan_out"] else "fan_in < fan_out"})
 
 
 def _init_probe(name):
@@ -205,17 +210,18 @@ def _init_judge(name):
 
 
 for _name in INITS:
-    register(_name, (_name,), _init_inputs, _init_probe(_name), _init_judge(_name),
+    register(_name, (_name,), _INIT_CASES, _init_probe(_name), _init_judge(_name),
              doc=f"{_name}: sample statistics against the formula and torch.nn.init")
 
 
 # =========================================================================== batch normalization
-def _bn_batch(rng, N, D, hidden, tiny=True):
-    """x (N, D) with features of different scales and offsets; hidden: tiny-variance features."""
+def _bn_batch(rng, N, D, tiny):
+    """x (N, D) with features of different scales and offsets; tiny: a tiny-variance feature
+    and (D >= 3) a constant one."""
     scale = rng.uniform(0.5, 3.0, D)
     shift = rng.uniform(-3.0, 3.0, D)
     x = rng.standard_normal((N, D)) * scale + shift
-    if hidden and tiny:
+    if tiny:
         # variance ~1e-6, below eps: the result depends on where eps goes
         x[:, 0] = shift[0] + 1e-3 * rng.standard_normal(N)
         if D >= 3:
@@ -223,23 +229,58 @@ def _bn_batch(rng, N, D, hidden, tiny=True):
     return x
 
 
-def _bn_inputs(rng, hidden):
-    if hidden:
-        N, D = int(rng.integers(2, 33)), int(rng.integers(1, 11))
-        if rng.random() < 0.25:
-            N = 2                              # (N - 1) / N = 1/2: biased and unbiased far apart
-        eps = float(rng.choice([1e-5, 1e-3, 1e-2]))
-        momentum = float(rng.uniform(0.5, 0.99))
-    else:
-        N, D, eps, momentum = 8, 5, None, None
-    param = {"mode": "train", "running_mean": 0.3 * rng.standard_normal(D),
-             "running_var": rng.uniform(0.5, 1.5, D)}
-    if eps is not None:
-        param["eps"] = eps
-    if momentum is not None:
-        param["momentum"] = momentum
-    return {"x": _bn_batch(rng, N, D, hidden), "gamma": rng.uniform(0.5, 2.0, D) * rng.choice([-1, 1], D),
-            "beta": rng.standard_normal(D), "bn_param": param, "dout": rng.standard_normal((N, D))}
+def _bn_make(N=None, given=False, tiny=False, absent=False, mode="train"):
+    """A batchnorm case; ``given``: eps and momentum in bn_param (else the defaults), ``tiny``:
+    a tiny-variance and a constant feature, ``absent``: no running statistics in bn_param."""
+    def make(rng):
+        n = int(rng.integers(4, 33)) if N is None else N
+        D = int(rng.integers(3, 11))
+        param = {"mode": mode}
+        if not absent:
+            param["running_mean"] = 0.3 * rng.standard_normal(D)
+            param["running_var"] = rng.uniform(0.5, 1.5, D)
+        if given:
+            param["eps"] = float(rng.choice([1e-3, 1e-2]))
+            param["momentum"] = float(rng.uniform(0.5, 0.8))
+        return {"x": _bn_batch(rng, n, D, tiny), "gamma": rng.uniform(0.5, 2.0, D) * rng.choice([-1, 1], D),
+                "beta": rng.standard_normal(D), "bn_param": param, "dout": rng.standard_normal((n, D))}
+    return make
+
+
+def _bn_properties(inp):
+    x, param = inp["x"], inp["bn_param"]
+    props = {f"{param['mode']} mode", "eps and momentum given" if "eps" in param else "default eps and momentum",
+             "running statistics absent" if "running_mean" not in param else "running statistics given"}
+    if len(x) <= 2:
+        props.add(f"N = {len(x)}")
+    if len(x) > 1:
+        var, constant = x.var(axis=0), np.ptp(x, axis=0) == 0
+        if np.any(constant):
+            props.add("constant feature")
+        if np.any(~constant & (var < 1e-5)):
+            props.add("tiny-variance feature")
+    rv = param.get("running_var")
+    if rv is not None and np.min(rv) < 1e-5:
+        props.add("running_var below eps")
+    return props
+
+
+_TRAIN = {"train mode", "running statistics given"}
+# the forward's and the backward's cases, visible and hidden alike (hidden ones draw other sizes)
+_BN_CASES = Cases([
+    Case("defaults", _TRAIN | {"default eps and momentum"}, _bn_make()),
+    # variance ~1e-6 (below eps) and exactly 0: the result depends on where eps goes
+    Case("eps given, tiny-variance and constant features",
+         _TRAIN | {"eps and momentum given", "tiny-variance feature", "constant feature"},
+         _bn_make(given=True, tiny=True)),
+    # (N - 1) / N = 1/2: the biased and the unbiased variance far apart
+    Case("N = 2", _TRAIN | {"eps and momentum given", "N = 2"}, _bn_make(N=2, given=True)),
+], measure=_bn_properties)
+
+# the backward also after a test-mode forward (the running statistics are constants there)
+_BN_BACKWARD_CASES = Cases(_BN_CASES.visible + [
+    Case("after a test-mode forward", {"test mode", "running statistics given", "eps and momentum given"},
+         _bn_make(given=True, mode="test"))], measure=_bn_properties)
 
 
 def _eps(param):
@@ -320,33 +361,54 @@ def _bn_forward_judge(inp, out):
     return f"train-mode output matches torch's batch_norm (relative error {err:.1e} <= 1e-09)"
 
 
-register("batchnorm_forward", ("batchnorm_forward",), _bn_inputs, _bn_forward_probe, _bn_forward_judge,
+register("batchnorm_forward", ("batchnorm_forward",), _BN_CASES, _bn_forward_probe, _bn_forward_judge,
          doc="batchnorm_forward: the train-mode output against torch")
 
 
 # --- running statistics -------------------------------------------------------------------
-def _bn_running_inputs(rng, hidden):
-    first = _bn_inputs(rng, hidden)
-    N, D = first["x"].shape
-    xs = [first["x"]] + [_bn_batch(rng, N, D, hidden) * rng.uniform(0.5, 2.0) + rng.uniform(-1, 1)
-                         for _ in range(2)]
-    param = first["bn_param"]
-    if hidden and rng.random() < 0.5:
-        # the running statistics start absent: created as zeros and ones (the given code does it)
-        del param["running_mean"], param["running_var"]
-    return {"xs": xs, "gamma": first["gamma"], "beta": first["beta"], "bn_param": param}
+def _bn_running_make(absent, given):
+    first_make = _bn_make(given=given, absent=absent)
+
+    def make(rng):
+        first = first_make(rng)
+        N, D = first["x"].shape
+        xs = [first["x"]] + [_bn_batch(rng, N, D, False) * rng.uniform(0.5, 2.0) + rng.uniform(-1, 1)
+                             for _ in range(2)]
+        return {"xs": xs, "gamma": first["gamma"], "beta": first["beta"], "bn_param": first["bn_param"]}
+    return make
+
+
+def _bn_running_properties(inp):
+    return _bn_properties({"x": inp["xs"][0], "bn_param": inp["bn_param"]}) - {
+        "constant feature", "tiny-variance feature"}
+
+
+# both every time: the running statistics given, and absent (created as zeros and ones: a
+# running_var started at zeros is wrong, and must cost the same for every student)
+_BN_RUNNING_CASES = Cases([
+    Case("running statistics given", _TRAIN | {"default eps and momentum"}, _bn_running_make(False, False)),
+    Case("running statistics absent", {"train mode", "running statistics absent", "eps and momentum given"},
+         _bn_running_make(True, True)),
+], measure=_bn_running_properties)
 
 
 def _bn_running_probe(fns, inp):
     param = _copy(inp["bn_param"])
     means, variances = [], []
-    for x in inp["xs"]:
+    for step, x in enumerate(inp["xs"], 1):
         call(fns[0], "batchnorm_forward", x.copy(), inp["gamma"].copy(), inp["beta"].copy(), param, returns=2)
         for key, into in (("running_mean", means), ("running_var", variances)):
             if key not in param:
                 raise CheckFailed(f"after a train-mode call, bn_param has no {key!r}: keep the running "
                                   "averages in bn_param (the given last lines store them)")
-            into.append(np.array(param[key], dtype=np.float64, copy=True))
+            value = np.array(param[key], dtype=np.float64, copy=True)
+            if value.shape != inp["gamma"].shape:
+                raise CheckFailed(
+                    f"after train-mode call {step}, bn_param[{key!r}] has shape {value.shape}; expected "
+                    f"{inp['gamma'].shape}, one value per feature like gamma"
+                    + (": a batch statistic taken with keepdims=True? The running averages keep shape (D,)"
+                       if value.shape == (1,) + inp["gamma"].shape else ""))
+            into.append(value)
     # (calls, D) arrays: the outputs cross to the judge as plain arrays
     return {"running_mean": np.stack(means), "running_var": np.stack(variances)}
 
@@ -380,17 +442,45 @@ def _bn_running_judge(inp, out):
     N = inp["xs"][0].shape[0]
     m = _momentum(inp["bn_param"])
     got_m, got_v = np.asarray(out["running_mean"]), np.asarray(out["running_var"])
-    if got_m.ndim != 2 or len(got_m) != len(means) or got_v.shape[:1] != got_m.shape[:1]:
-        fail("internal: the probe returned malformed running statistics")
+    D = len(means[0])
+    for key, got in (("running_mean", got_m), ("running_var", got_v)):
+        if got.shape != (len(means), D):
+            fail(f"bn_param[{key!r}] over the {len(means)} train-mode calls has shape {got.shape}; expected "
+                 f"{(len(means), D)}: one value per feature (shape ({D},)) after each call")
+    # a running average created otherwise than the API says when bn_param has none
+    absent = {key: key not in inp["bn_param"] for key in ("running_mean", "running_var")}
+    started = {}
+    if absent["running_mean"]:
+        started["running_mean"] = _bn_running_oracle(
+            dict(inp, bn_param=dict(inp["bn_param"], running_mean=np.ones(D))))[0]
+    if absent["running_var"]:
+        started["running_var"] = _bn_running_oracle(
+            dict(inp, bn_param=dict(inp["bn_param"], running_var=np.zeros(D))))[1]
+    start_hint = {"running_mean": "Yours starts running_mean at ones: when bn_param has no 'running_mean' it "
+                                  "is created as zeros when absent",
+                  "running_var": "Yours starts running_var at zeros: when bn_param has no 'running_var' it is "
+                                 "created as ones when absent, PyTorch's convention; CS231n starts at zeros"}
+
+    def wrong_start(key, step, got):
+        alt = started.get(key)
+        return alt is not None and np.allclose(got, alt[step - 1], rtol=1e-9, atol=1e-12)
+
     worst = 0.0
     for step, (gm, gv, em, ev) in enumerate(zip(got_m, got_v, means, variances), 1):
-        worst = max(worst, compare(f"bn_param['running_mean'] after train-mode call {step}", gm, em,
-                                   hint=f"running_mean = momentum * running_mean + (1 - momentum) * batch "
-                                        f"mean, with momentum = {m:g} the weight of the OLD value"))
+        try:
+            worst = max(worst, compare(f"bn_param['running_mean'] after train-mode call {step}", gm, em,
+                                       hint=f"running_mean = momentum * running_mean + (1 - momentum) * batch "
+                                            f"mean, with momentum = {m:g} the weight of the OLD value"))
+        except CheckFailed as exc:
+            if not wrong_start("running_mean", step, gm):
+                raise
+            raise CheckFailed(f"{str(exc).split('. Hint: ')[0]}. {start_hint['running_mean']}") from None
         try:
             worst = max(worst, compare(f"bn_param['running_var'] after train-mode call {step}", gv, ev))
         except CheckFailed as exc:
             gv = np.asarray(gv, dtype=np.float64)
+            if wrong_start("running_var", step, gv):
+                raise CheckFailed(f"{exc}. {start_hint['running_var']}") from None
             # what the unbiased variance (PyTorch's running_var) would have given at this step
             prev = variances[step - 2] if step > 1 else np.asarray(
                 inp["bn_param"].get("running_var", np.ones(len(ev))), dtype=np.float64)
@@ -407,26 +497,33 @@ def _bn_running_judge(inp, out):
             f"to the biased variance (relative error {worst:.1e} <= 1e-09)")
 
 
-register("batchnorm_forward.running", ("batchnorm_forward",), _bn_running_inputs, _bn_running_probe,
+register("batchnorm_forward.running", ("batchnorm_forward",), _BN_RUNNING_CASES, _bn_running_probe,
          _bn_running_judge, doc="batchnorm_forward: the running averages of mean and variance")
 
 
 # --- test mode ----------------------------------------------------------------------------
-def _bn_test_inputs(rng, hidden):
-    inp = _bn_inputs(rng, hidden)
-    N, D = inp["x"].shape
-    if hidden and rng.random() < 0.4:
-        N = 1                                  # one example: no batch statistics to speak of
-        inp["x"] = inp["x"][:1]
-    # running statistics far from this batch's, so that using the batch's is visible
-    inp["x"] = inp["x"] * 2.0 + 1.5
-    param = inp["bn_param"]
-    param["mode"] = "test"
-    param["running_mean"] = rng.uniform(-2, 2, D)
-    param["running_var"] = rng.uniform(0.2, 4.0, D)
-    if hidden:
+def _bn_test_make(N=None):
+    base = _bn_make(N=N, given=True)
+
+    def make(rng):
+        inp = base(rng)
+        D = inp["x"].shape[1]
+        # running statistics far from this batch's, so that using the batch's is visible
+        inp["x"] = inp["x"] * 2.0 + 1.5
+        param = inp["bn_param"]
+        param["mode"] = "test"
+        param["running_mean"] = rng.uniform(-2, 2, D)
+        param["running_var"] = rng.uniform(0.2, 4.0, D)
         param["running_var"][0] = 1e-7         # eps matters for this feature
-    return inp
+        return inp
+    return make
+
+
+_TEST = {"test mode", "running statistics given", "eps and momentum given", "running_var below eps"}
+_BN_TEST_CASES = Cases([
+    Case("test mode", _TEST, _bn_test_make()),
+    Case("test mode, one example", _TEST | {"N = 1"}, _bn_test_make(N=1)),   # no batch statistics
+], measure=_bn_properties)
 
 
 def _bn_test_probe(fns, inp):
@@ -470,7 +567,7 @@ def _bn_test_judge(inp, out):
             f"{err:.1e} <= 1e-09); the running averages are left alone")
 
 
-register("batchnorm_forward.test", ("batchnorm_forward",), _bn_test_inputs, _bn_test_probe, _bn_test_judge,
+register("batchnorm_forward.test", ("batchnorm_forward",), _BN_TEST_CASES, _bn_test_probe, _bn_test_judge,
          doc="batchnorm_forward: test mode uses the running statistics")
 
 
@@ -491,9 +588,21 @@ _BN_HINTS = {
 }
 
 
+def _bn_test_grads(x, gamma, beta, param, dout):
+    """torch's batch_norm in test mode (the running statistics): autograd gradients for dout."""
+    torch = _torch()
+    xt, gt, bt = (torch.tensor(a, requires_grad=True) for a in (x, gamma, beta))
+    out = torch.nn.functional.batch_norm(xt, torch.tensor(param["running_mean"]),
+                                         torch.tensor(param["running_var"]), gt, bt, training=False,
+                                         eps=_eps(param))
+    return (None,) + tuple(g.numpy() for g in torch.autograd.grad(out, [xt, gt, bt],
+                                                                 grad_outputs=torch.tensor(dout)))
+
+
 def _bn_backward_judge(gname):
     def judge(inp, out):
-        _, dx, dg, db = _bn_train_oracle(inp["x"], inp["gamma"], inp["beta"], inp["bn_param"], inp["dout"])
+        oracle = _bn_train_oracle if inp["bn_param"]["mode"] == "train" else _bn_test_grads
+        _, dx, dg, db = oracle(inp["x"], inp["gamma"], inp["beta"], inp["bn_param"], inp["dout"])
         expected = {"dx": dx, "dgamma": dg, "dbeta": db}[gname]
         err = compare(f"{gname} from batchnorm_backward", out[gname], expected, hint=_BN_HINTS[gname],
                       oracle="PyTorch autograd")
@@ -502,28 +611,47 @@ def _bn_backward_judge(gname):
 
 
 for _g in ("dx", "dgamma", "dbeta"):
-    register(f"batchnorm_backward.{_g}", ("batchnorm_forward", "batchnorm_backward"), _bn_inputs,
+    register(f"batchnorm_backward.{_g}", ("batchnorm_forward", "batchnorm_backward"), _BN_BACKWARD_CASES,
              _bn_backward_probe, _bn_backward_judge(_g), doc=f"batchnorm_backward: {_g} against autograd")
 
 
 # =========================================================================== layer normalization
-def _ln_inputs(rng, hidden):
-    if hidden:
-        lead = tuple(int(s) for s in rng.integers(1, 6, size=2))        # (N, T): a transformer's layout
-        D = int(rng.integers(2, 13))
-        param = {"eps": float(rng.choice([1e-5, 1e-3, 1e-2]))}
-    else:
-        lead, D, param = (4,), 7, {}
-    shape = lead + (D,)
-    rows = int(np.prod(lead))
-    x = (rng.standard_normal((rows, D)) * rng.uniform(0.5, 3.0, (rows, 1))
-         + rng.uniform(-3.0, 3.0, (rows, 1)))
-    if hidden:
-        x[0] = x[0, 0] + 1e-3 * rng.standard_normal(D)                  # variance ~1e-6 < eps
-        if rows >= 2:
+def _ln_make(lead_axes, given):
+    def make(rng):
+        lead = tuple(int(s) for s in rng.integers(2, 6, size=lead_axes))  # (N,) or (N, T)
+        D = int(rng.integers(3, 13))
+        param = {"eps": float(rng.choice([1e-3, 1e-2]))} if given else {}
+        shape = lead + (D,)
+        rows = int(np.prod(lead))
+        x = (rng.standard_normal((rows, D)) * rng.uniform(0.5, 3.0, (rows, 1))
+             + rng.uniform(-3.0, 3.0, (rows, 1)))
+        if given:
+            x[0] = x[0, 0] + 1e-3 * rng.standard_normal(D)              # variance ~1e-6 < eps
             x[-1] = x[-1, 0]                                            # a constant example
-    return {"x": x.reshape(shape), "gamma": rng.uniform(0.5, 2.0, D) * rng.choice([-1, 1], D),
-            "beta": rng.standard_normal(D), "ln_param": param, "dout": rng.standard_normal(shape)}
+        return {"x": x.reshape(shape), "gamma": rng.uniform(0.5, 2.0, D) * rng.choice([-1, 1], D),
+                "beta": rng.standard_normal(D), "ln_param": param, "dout": rng.standard_normal(shape)}
+    return make
+
+
+def _ln_properties(inp):
+    x = inp["x"]
+    rows = x.reshape(-1, x.shape[-1])
+    var, constant = rows.var(axis=1), np.ptp(rows, axis=1) == 0
+    props = {"leading axes" if x.ndim > 2 else "2-D x",
+             "eps given" if "eps" in inp["ln_param"] else "default eps"}
+    if np.any(constant):
+        props.add("constant row")
+    if np.any(~constant & (var < 1e-5)):
+        props.add("tiny-variance row")
+    return props
+
+
+_LN_CASES = Cases([
+    Case("(N, D), default eps", {"2-D x", "default eps"}, _ln_make(1, False)),
+    # a transformer's layout, eps given, a row of variance ~1e-6 and a constant one
+    Case("(N, T, D), eps given, tiny-variance and constant rows",
+         {"leading axes", "eps given", "tiny-variance row", "constant row"}, _ln_make(2, True)),
+], measure=_ln_properties)
 
 
 def _ln_oracle(inp, with_grads=False):
@@ -554,7 +682,7 @@ def _ln_forward_judge(inp, out):
     return f"output matches torch's layer_norm (relative error {err:.1e} <= 1e-09)"
 
 
-register("layernorm_forward", ("layernorm_forward",), _ln_inputs, _ln_forward_probe, _ln_forward_judge,
+register("layernorm_forward", ("layernorm_forward",), _LN_CASES, _ln_forward_probe, _ln_forward_judge,
          doc="layernorm_forward: the output against torch")
 
 
@@ -582,25 +710,32 @@ def _ln_backward_judge(gname):
 
 
 for _g in ("dx", "dgamma", "dbeta"):
-    register(f"layernorm_backward.{_g}", ("layernorm_forward", "layernorm_backward"), _ln_inputs,
+    register(f"layernorm_backward.{_g}", ("layernorm_forward", "layernorm_backward"), _LN_CASES,
              _ln_backward_probe, _ln_backward_judge(_g), doc=f"layernorm_backward: {_g} against autograd")
 
 
 # =========================================================================== dropout
-def _drop_inputs(rng, hidden):
-    if hidden:
-        N, T = int(rng.integers(20, 60)), int(rng.integers(5, 20))
-        D = max(int(rng.integers(20, 200)), -(-60_000 // (N * T)))
-        shape = (N, T, D)
-        # p = 1 (dropout off) now and then; otherwise a keep probability other than 1/2, so that
-        # keep and drop probabilities cannot be confused
-        p = 1.0 if rng.random() < 0.1 else float(rng.choice([0.2, 0.35, 0.6, 0.8, 0.9]))
-    else:
-        shape, p = (200, 500), 0.7
-    seeds = rng.integers(0, 2**31, size=3)
-    # a standard normal is never exactly 0, so out == 0 marks exactly the dropped units
-    return {"x": rng.standard_normal(shape), "dout": rng.standard_normal(shape), "p": p,
-            "seed": int(seeds[0]), "seed2": int(seeds[1])}
+def _drop_make(ndim, p=None):
+    def make(rng):
+        if ndim == 3:
+            N, T = int(rng.integers(20, 60)), int(rng.integers(5, 20))
+            shape = (N, T, max(int(rng.integers(20, 200)), -(-60_000 // (N * T))))
+        else:
+            shape = (int(rng.integers(150, 250)), int(rng.integers(400, 600)))
+        # a keep probability other than 1/2, so that keep and drop probabilities cannot be confused
+        keep = float(rng.choice([0.2, 0.35, 0.6, 0.7, 0.8, 0.9])) if p is None else p
+        seeds = rng.integers(0, 2**31, size=3)
+        # a standard normal is never exactly 0, so out == 0 marks exactly the dropped units
+        return {"x": rng.standard_normal(shape), "dout": rng.standard_normal(shape), "p": keep,
+                "seed": int(seeds[0]), "seed2": int(seeds[1])}
+    return make
+
+
+_DROP_CASES = Cases([
+    Case("(N, D), p < 1", {"2-D x", "p < 1"}, _drop_make(2)),
+    Case("(N, T, D), p < 1", {"leading axes", "p < 1"}, _drop_make(3)),
+    Case("p = 1 (dropout off)", {"2-D x", "p = 1"}, _drop_make(2, p=1.0)),
+], measure=lambda i: {"leading axes" if i["x"].ndim > 2 else "2-D x", "p = 1" if i["p"] == 1 else "p < 1"})
 
 
 def _drop_probe(fns, inp):
@@ -665,7 +800,7 @@ def _drop_judge(inp, out):
             "independent per unit and reproducible from the seed")
 
 
-register("dropout_forward", ("dropout_forward",), _drop_inputs, _drop_probe, _drop_judge,
+register("dropout_forward", ("dropout_forward",), _DROP_CASES, _drop_probe, _drop_judge,
          doc="dropout_forward: train mode (0 or x / p, keep fraction p, seeds)")
 
 
@@ -692,7 +827,7 @@ def _drop_test_judge(inp, out):
     return f"test mode is the identity (relative error {err:.1e})"
 
 
-register("dropout_forward.test", ("dropout_forward",), _drop_inputs, _drop_test_probe, _drop_test_judge,
+register("dropout_forward.test", ("dropout_forward",), _DROP_CASES, _drop_test_probe, _drop_test_judge,
          doc="dropout_forward: test mode is the identity")
 
 
@@ -730,5 +865,5 @@ def _drop_backward_judge(inp, out):
             f"dout through (relative error {err_t:.1e})")
 
 
-register("dropout_backward.dx", ("dropout_forward", "dropout_backward"), _drop_inputs, _drop_backward_probe,
+register("dropout_backward.dx", ("dropout_forward", "dropout_backward"), _DROP_CASES, _drop_backward_probe,
          _drop_backward_judge, doc="dropout_backward: the forward's mask, scaled by 1 / p")

@@ -12,18 +12,18 @@ a short chain of float64 sums and products, so a correct implementation that mer
 sums differently stays below 1e-13; a slip in a derivative, a missing term or a step off by one
 lands far above.
 
-Visible checks use one small fixed case. Hidden checks (``hidden=True``) run several cases in one
-go, with fresh sizes and seeds: a batch of one, a hidden size H = 1, sequences of length T = 1,
-longer sequences (T of 20 to 30), an upstream gradient that reaches only the last step (the
-classifier setting: everything earlier must come through the recurrence), larger weights that
-push the units towards saturation; for clipping, all-zero gradients, a single array, and arrays
-each below max_norm whose joint norm is above it.
+Every check runs a fixed list of cases, visible and hidden alike (hidden ones draw other sizes
+and seeds): a batch of one, a hidden size H = 1, sequences of length T = 1, longer sequences (T of
+20 to 30), an upstream gradient that reaches only the last step (the classifier setting:
+everything earlier must come through the recurrence), larger weights that push the units towards
+saturation; for clipping, all-zero gradients, a single array, and arrays each below max_norm
+whose joint norm is above it.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from dlhw.checks.core import CheckFailed, call, compare, fail, register
+from dlhw.checks.core import Case, Cases, CheckFailed, call, compare, fail, register
 
 
 def _torch():
@@ -159,7 +159,7 @@ def _step_case(rng, N, D, H, lstm, scale=1.0, what=""):
     x = rng.standard_normal((N, D))
     prev_h = np.tanh(rng.standard_normal((N, H)) * 1.5)
     Wx, Wh, b = _weights(rng, D, H, G, scale)
-    case = {"what": what or f"N={N}, D={D}, H={H}", "dnext_h": rng.standard_normal((N, H))}
+    case = {"what": what or f"N={N}, D={D}, H={H}", "dnext_h": rng.standard_normal((N, H)), "scale": scale}
     if lstm:
         prev_c = rng.standard_normal((N, H)) * 1.5
         case["args"] = [x, prev_h, prev_c, Wx, Wh, b]
@@ -169,19 +169,33 @@ def _step_case(rng, N, D, H, lstm, scale=1.0, what=""):
     return case
 
 
+def _one(make):
+    """A Case maker that returns one case in the module's {"cases": [...]} form."""
+    return lambda rng: {"cases": [make(rng)]}
+
+
+def _step_properties(inp):
+    case = inp["cases"][0]
+    N, H = case["args"][0].shape[0], case["args"][1].shape[1]
+    props = {"N = 1" if N == 1 else "N > 1", "H = 1" if H == 1 else "H > 1"}
+    if case.get("scale", 1.0) > 1.0:
+        props.add("large weights")
+    return props
+
+
 def _step_inputs(lstm):
-    def inputs(rng, hidden):
-        if not hidden:
-            return {"cases": [_step_case(rng, 3, 4, 5, lstm)]}
-        N, D = _ri(rng, 2, 4), _ri(rng, 1, 3)
-        cases = [_step_case(rng, N, D, 1, lstm, what=f"hidden size one: N={N}, D={D}, H=1")]
-        D, H = _ri(rng, 2, 6), _ri(rng, 2, 6)
-        cases.append(_step_case(rng, 1, D, H, lstm, what=f"a batch of one: N=1, D={D}, H={H}"))
-        N, D, H = _ri(rng, 4, 7), _ri(rng, 5, 9), _ri(rng, 6, 10)
-        cases.append(_step_case(rng, N, D, H, lstm, scale=3.0,
-                                what=f"N={N}, D={D}, H={H}, large weights (units near saturation)"))
-        return {"cases": cases}
-    return inputs
+    # visible and hidden alike (hidden ones draw other sizes): a batch of one, a hidden size
+    # of one, large weights that push the units towards saturation
+    return Cases([
+        Case("N > 1, H > 1", {"N > 1", "H > 1"},
+             _one(lambda rng: _step_case(rng, _ri(rng, 2, 4), _ri(rng, 2, 5), _ri(rng, 2, 6), lstm))),
+        Case("hidden size one", {"N > 1", "H = 1"},
+             _one(lambda rng: _step_case(rng, _ri(rng, 2, 4), _ri(rng, 1, 3), 1, lstm))),
+        Case("a batch of one", {"N = 1", "H > 1"},
+             _one(lambda rng: _step_case(rng, 1, _ri(rng, 2, 6), _ri(rng, 2, 6), lstm))),
+        Case("large weights", {"N > 1", "H > 1", "large weights"},
+             _one(lambda rng: _step_case(rng, _ri(rng, 4, 7), _ri(rng, 5, 9), _ri(rng, 6, 10), lstm, scale=3.0))),
+    ], measure=_step_properties)
 
 
 def _seq_case(rng, N, T, D, H, lstm, last_only=False, what=""):
@@ -199,18 +213,33 @@ def _seq_case(rng, N, T, D, H, lstm, last_only=False, what=""):
     return {"what": what or desc, "args": [x, h0, Wx, Wh, b], "dh": dh}
 
 
+def _seq_properties(inp):
+    case = inp["cases"][0]
+    x, dh = case["args"][0], case["dh"]
+    N, T, H = x.shape[0], x.shape[1], dh.shape[2]
+    props = {"N = 1" if N == 1 else "N > 1", "H = 1" if H == 1 else "H > 1",
+             "T = 1" if T == 1 else ("long sequence" if T >= 20 else "T > 1")}
+    if T > 1 and not np.any(dh[:, :-1]):
+        props.add("dh at the last step only")
+    return props
+
+
 def _seq_inputs(lstm):
-    def inputs(rng, hidden):
-        if not hidden:
-            return {"cases": [_seq_case(rng, 3, 5, 4, 5, lstm)]}
-        return {"cases": [
-            _seq_case(rng, _ri(rng, 2, 4), 1, _ri(rng, 2, 4), _ri(rng, 2, 5), lstm),               # T = 1
-            _seq_case(rng, _ri(rng, 2, 3), _ri(rng, 4, 7), _ri(rng, 1, 3), 1, lstm),               # H = 1
-            _seq_case(rng, _ri(rng, 1, 3), _ri(rng, 20, 30), _ri(rng, 2, 4), _ri(rng, 3, 6), lstm),  # long
-            _seq_case(rng, _ri(rng, 2, 4), _ri(rng, 6, 10), _ri(rng, 2, 4), _ri(rng, 2, 5), lstm,
-                      last_only=True),
-        ]}
-    return inputs
+    # visible and hidden alike (hidden ones draw other sizes)
+    return Cases([
+        Case("a short sequence", {"N > 1", "H > 1", "T > 1"},
+             _one(lambda rng: _seq_case(rng, _ri(rng, 2, 4), _ri(rng, 3, 6), _ri(rng, 2, 5), _ri(rng, 2, 5), lstm))),
+        Case("T = 1", {"N > 1", "H > 1", "T = 1"},
+             _one(lambda rng: _seq_case(rng, _ri(rng, 2, 4), 1, _ri(rng, 2, 4), _ri(rng, 2, 5), lstm))),
+        Case("H = 1", {"N > 1", "H = 1", "T > 1"},
+             _one(lambda rng: _seq_case(rng, _ri(rng, 2, 3), _ri(rng, 4, 7), _ri(rng, 1, 3), 1, lstm))),
+        Case("a long sequence, N = 1", {"N = 1", "H > 1", "long sequence"},
+             _one(lambda rng: _seq_case(rng, 1, _ri(rng, 20, 30), _ri(rng, 2, 4), _ri(rng, 3, 6), lstm))),
+        # the classifier setting: everything earlier must come through the recurrence
+        Case("dh at the last step only", {"N > 1", "H > 1", "T > 1", "dh at the last step only"},
+             _one(lambda rng: _seq_case(rng, _ri(rng, 2, 4), _ri(rng, 6, 10), _ri(rng, 2, 4), _ri(rng, 2, 5), lstm,
+                                        last_only=True))),
+    ], measure=_seq_properties)
 
 
 # =========================================================================== RNN: one step
@@ -339,43 +368,52 @@ for _name, _gs in _SEQ_GROUPS.items():
 def _clip_case(rng, shapes, ratio, what, zero=False):
     """Gradients of the given shapes whose joint norm is ``ratio`` times max_norm."""
     grads = [np.zeros(s) if zero else rng.standard_normal(s) * rng.uniform(0.5, 2.0) for s in shapes]
-    total = float(np.sqrt(sum(np.sum(g * g) for g in grads)))
+    total = float(np.linalg.norm([np.linalg.norm(g) for g in grads]))   # the joint norm (not the solution's spelling)
     max_norm = float(rng.uniform(0.5, 5.0)) if zero else total / ratio
     return {"what": what, "grads": grads, "max_norm": max_norm}
 
 
+def _clip_small(rng):
+    # each array's own norm is below max_norm (0.6 to 0.8 times it), their joint norm above it
+    # (1.2 to 1.6 times): clipping each array by its own norm changes nothing
+    max_norm = float(rng.uniform(0.5, 5.0))
+    grads = []
+    for _ in range(4):
+        g = rng.standard_normal((_ri(rng, 2, 5), _ri(rng, 2, 5)))
+        grads.append(g * (float(rng.uniform(0.6, 0.8)) * max_norm / np.linalg.norm(g)))
+    return {"what": "four arrays, each below max_norm, jointly above it", "grads": grads, "max_norm": max_norm}
+
+
+def _clip_unit(rng):
+    # unit entries against max_norm = 1: clipping by value would change the entries above 1
+    # only; clipping each array by its own norm gives each norm 1
+    grads = [rng.standard_normal((4, 5)), rng.standard_normal(5), rng.standard_normal((3, 2, 2))]
+    return {"what": "three arrays", "grads": grads, "max_norm": 1.0}
+
+
 def _clip_inputs(above):
-    def inputs(rng, hidden):
-        if above:
-            # unit entries against max_norm = 1: clipping by value would change the entries
-            # above 1 only; clipping each array by its own norm gives each norm 1
-            if not hidden:
-                grads = [rng.standard_normal((4, 5)), rng.standard_normal(5), rng.standard_normal((3, 2, 2))]
-                return {"cases": [{"what": "three arrays", "grads": grads, "max_norm": 1.0}]}
-            # each array's own norm is below max_norm (0.6 to 0.8 times it), their joint norm
-            # above it (1.2 to 1.6 times): clipping each array by its own norm changes nothing
-            max_norm = float(rng.uniform(0.5, 5.0))
-            grads = []
-            for _ in range(4):
-                g = rng.standard_normal((_ri(rng, 2, 5), _ri(rng, 2, 5)))
-                grads.append(g * (float(rng.uniform(0.6, 0.8)) * max_norm / np.linalg.norm(g)))
-            small = {"what": "four arrays, each below max_norm, jointly above it", "grads": grads,
-                     "max_norm": max_norm}
-            return {"cases": [
-                _clip_case(rng, [(_ri(rng, 3, 8), _ri(rng, 2, 6))], float(rng.uniform(1.5, 40.0)), "one array"),
-                small,
-                _clip_case(rng, [(3,), (2, 3, 4), (1,)], 1000.0, "three arrays 1000 times over max_norm"),
-            ]}
-        if not hidden:
-            grads = [rng.standard_normal((4, 5)) * 0.3, rng.standard_normal(5) * 0.3]
-            return {"cases": [{"what": "two arrays", "grads": grads, "max_norm": 5.0}]}
-        return {"cases": [
-            _clip_case(rng, [(_ri(rng, 2, 6), _ri(rng, 2, 6)), (_ri(rng, 2, 6),)], float(rng.uniform(0.2, 0.9)),
-                       "two arrays below max_norm"),
-            _clip_case(rng, [(3, 4), (4,)], 1.0, "all-zero gradients (norm 0)", zero=True),
-            _clip_case(rng, [(_ri(rng, 2, 9),)], 0.999, "one array just below max_norm"),
-        ]}
-    return inputs
+    # visible and hidden alike (hidden ones draw other sizes and values)
+    if above:
+        return Cases([
+            Case("three arrays, max_norm 1", {"several arrays", "above max_norm"}, _one(_clip_unit)),
+            Case("one array", {"one array", "above max_norm"},
+                 _one(lambda rng: _clip_case(rng, [(_ri(rng, 3, 8), _ri(rng, 2, 6))], float(rng.uniform(1.5, 40.0)),
+                                             "one array"))),
+            Case("four arrays, each below max_norm, jointly above it",
+                 {"several arrays", "above max_norm", "each array below max_norm"}, _one(_clip_small)),
+            Case("three arrays 1000 times over max_norm", {"several arrays", "above max_norm", "far above"},
+                 _one(lambda rng: _clip_case(rng, [(3,), (2, 3, 4), (1,)], 1000.0,
+                                             "three arrays 1000 times over max_norm"))),
+        ])
+    return Cases([
+        Case("two arrays below max_norm", {"several arrays", "below max_norm"},
+             _one(lambda rng: _clip_case(rng, [(_ri(rng, 2, 6), _ri(rng, 2, 6)), (_ri(rng, 2, 6),)],
+                                         float(rng.uniform(0.2, 0.9)), "two arrays below max_norm"))),
+        Case("all-zero gradients (norm 0)", {"several arrays", "zero gradients"},
+             _one(lambda rng: _clip_case(rng, [(3, 4), (4,)], 1.0, "all-zero gradients (norm 0)", zero=True))),
+        Case("one array just below max_norm", {"one array", "below max_norm"},
+             _one(lambda rng: _clip_case(rng, [(_ri(rng, 2, 9),)], 0.999, "one array just below max_norm"))),
+    ])
 
 
 def _clip_probe(fns, inp):

@@ -18,12 +18,11 @@ is normwise. When a whole expected gradient is 0 (sequences of length one), the 
 relative to 1e-2 instead (the inputs are of order one, so are the gradients they give), which
 still catches any real term (of order 0.1) that should not be there.
 
-Visible checks run one or two small fixed cases. Hidden checks (``hidden=True``) run several
-cases with fresh sizes and seeds: extra leading (head) axes, masks that leave a single key to
-some queries, causal masks, padding masks, Tq != Tk, Dv != D, sequences of length one, one head
-and one feature per head; scores of order 1e3 for the forward pass (a softmax that does not
-subtract the row maximum overflows); odd model sizes and long sequences for the positional
-encoding.
+Every check runs a fixed list of cases, visible and hidden alike (hidden ones draw other sizes
+and values): extra leading (head) axes, masks that leave a single key to some queries, causal
+masks, padding masks, Tq != Tk, Dv != D, sequences of length one, one head and one feature per
+head; scores of order 1e3 for the forward pass (a softmax that does not subtract the row
+maximum overflows); odd model sizes and long sequences for the positional encoding.
 """
 from __future__ import annotations
 
@@ -31,7 +30,7 @@ import math
 
 import numpy as np
 
-from dlhw.checks.core import CheckFailed, call, compare, fail, register
+from dlhw.checks.core import Case, Cases, CheckFailed, call, compare, fail, register
 
 TOL = 1e-9
 ZERO_FLOOR = 1e-2          # the scale of an all-zero expected gradient (see the module docstring)
@@ -73,6 +72,19 @@ def _out(what, v):
 def _where(inp, k):
     cases = inp["cases"]
     return f" [case {k + 1} of {len(cases)}: {cases[k]['what']}]"
+
+
+def _fixed(spec, cases_of_rng):
+    """Cases from a list maker: ``cases_of_rng(rng)`` returns the module's case dicts in the order
+    of ``spec`` [(name, properties)]; each fixed case runs alone, visible and hidden alike."""
+    def one(i):
+        def make(rng):
+            cases = cases_of_rng(rng)
+            if len(cases) != len(spec):
+                raise RuntimeError(f"internal: {len(cases)} cases for {len(spec)} names")
+            return {"cases": [cases[i]]}
+        return make
+    return Cases([Case(name, props, one(i)) for i, (name, props) in enumerate(spec)])
 
 
 def _cmp(what, got, expected, hint="", oracle="PyTorch"):
@@ -140,17 +152,15 @@ def _att_case(rng, lead, Tq, Tk, D, Dv, mask=None, scale=1.0, what=""):
             "dout": rng.standard_normal((*lead, Tq, Dv))}
 
 
-def _att_inputs(forward):
-    def inputs(rng, hidden):
-        if not hidden:
-            return {"cases": [
-                _att_case(rng, (2,), 4, 5, 6, 3, what="no mask"),
-                _att_case(rng, (2, 2), 5, 5, 4, 4, mask=_causal(5), what="causal mask, a heads axis"),
-                _att_case(rng, (2,), 3, 4, 5, 2, mask=_random_mask(rng, (2, 3, 4), 0.3),
-                          what="random mask, a mask per example"),
-            ]}
-        cases = []
-        N, H, Tq, Tk = _ri(rng, 1, 3), _ri(rng, 2, 4), _ri(rng, 2, 6), _ri(rng, 2, 6)
+def _att_list(forward):
+    def cases_of_rng(rng):
+        cases = [
+            _att_case(rng, (2,), 4, 5, 6, 3, what="no mask"),
+            _att_case(rng, (2, 2), 5, 5, 4, 4, mask=_causal(5), what="causal mask, a heads axis"),
+            _att_case(rng, (2,), 3, 4, 5, 2, mask=_random_mask(rng, (2, 3, 4), 0.3),
+                      what="random mask, a mask per example"),
+        ]
+        N, H, Tq, Tk = 2, _ri(rng, 2, 4), _ri(rng, 2, 6), _ri(rng, 2, 6)
         cases.append(_att_case(rng, (N, H), Tq, Tk, _ri(rng, 2, 8), _ri(rng, 1, 6),
                                mask=_random_mask(rng, (1, 1, Tq, Tk), 0.2),
                                what="extra heads axis, a mask shared by the batch and the heads"))
@@ -178,8 +188,28 @@ def _att_inputs(forward):
         if forward:
             cases.append(_att_case(rng, (2,), 4, 6, 8, 3, scale=30.0, mask=_random_mask(rng, (4, 6)),
                                    what="scores of order 1e3: exp overflows unless the row maximum is subtracted"))
-        return {"cases": cases}
-    return inputs
+        return cases
+    return cases_of_rng
+
+
+_ATT_SPEC = [
+    ("no mask", {"no mask", "batch axis"}),
+    ("causal mask, a heads axis", {"causal mask", "heads axis"}),
+    ("random mask per example", {"random mask", "mask per example"}),
+    ("heads axis, a mask shared by the batch and the heads", {"random mask", "heads axis", "broadcast mask"}),
+    ("one key per query", {"random mask", "mask per example", "one key per query"}),
+    ("causal mask, three leading axes", {"causal mask", "three leading axes"}),
+    ("padding mask, Tq != Tk, Dv != D", {"padding mask", "Tq != Tk", "Dv != D"}),
+    ("sequences of length one", {"no mask", "T = 1"}),
+    ("a single query", {"no mask", "heads axis", "Tq = 1"}),
+    ("no mask, larger", {"no mask", "batch axis"}),
+]
+
+
+def _att_inputs(forward):
+    # visible and hidden alike (hidden ones draw other sizes and values)
+    spec = _ATT_SPEC + ([("scores of order 1e3", {"random mask", "scores of 1e3"})] if forward else [])
+    return _fixed(spec, _att_list(forward))
 
 
 def _att_oracle(case):
@@ -272,14 +302,12 @@ def _mha_case(rng, N, Tq, Tk, D, h, mask=None, self_attention=False, what=""):
             "self": self_attention, "dout": rng.standard_normal((N, Tq, D))}
 
 
-def _mha_inputs(rng, hidden):
-    if not hidden:
-        return {"cases": [
-            _mha_case(rng, 2, 4, 5, 6, 2),
-            _mha_case(rng, 2, 5, 5, 6, 3, mask=_causal(5), self_attention=True),
-        ]}
-    cases = []
-    N, Tq, Tk = _ri(rng, 1, 3), _ri(rng, 2, 5), _ri(rng, 2, 5)
+def _mha_list(rng):
+    cases = [
+        _mha_case(rng, 2, 4, 5, 6, 2),
+        _mha_case(rng, 2, 5, 5, 6, 3, mask=_causal(5), self_attention=True),
+    ]
+    N, Tq, Tk = 2, _ri(rng, 2, 5), _ri(rng, 2, 5)
     cases.append(_mha_case(rng, N, Tq, Tk, _ri(rng, 2, 6), 1, mask=_random_mask(rng, (N, 1, Tq, Tk), 0.2),
                            what="one head"))
     D = _ri(rng, 2, 5)
@@ -292,11 +320,24 @@ def _mha_inputs(rng, hidden):
     T = _ri(rng, 4, 8)
     cases.append(_mha_case(rng, _ri(rng, 1, 3), T, T, 12, int(rng.choice([2, 3, 4, 6])), mask=_causal(T),
                            self_attention=True, what="causal"))
-    cases.append(_mha_case(rng, _ri(rng, 1, 3), 1, 1, 6, 2, what="sequences of length one"))
+    cases.append(_mha_case(rng, 1, 1, 1, 6, 2, what="sequences of length one, N = 1"))
     N, h, Tq, Tk = 2, 2, _ri(rng, 3, 5), _ri(rng, 3, 5)
     cases.append(_mha_case(rng, N, Tq, Tk, 4, h, mask=_random_mask(rng, (N, h, Tq, Tk), 0.5),
                            what="a mask per head, some queries with one key"))
-    return {"cases": cases}
+    return cases
+
+
+# visible and hidden alike (hidden ones draw other sizes and values)
+_mha_inputs = _fixed([
+    ("cross-attention, two heads", {"no mask", "cross-attention", "several heads"}),
+    ("self-attention, causal mask", {"causal mask", "self-attention", "several heads"}),
+    ("one head", {"random mask", "broadcast mask", "one head"}),
+    ("one feature per head", {"no mask", "one feature per head"}),
+    ("cross-attention, padding mask", {"padding mask", "cross-attention", "several heads"}),
+    ("causal self-attention", {"causal mask", "self-attention", "several heads"}),
+    ("sequences of length one, N = 1", {"no mask", "T = 1", "N = 1"}),
+    ("a mask per head", {"random mask", "mask per head", "several heads"}),
+], _mha_list)
 
 
 def _torch_mha(x_q, x_kv, Wq, Wk, Wv, Wo, h, mask):
@@ -383,17 +424,22 @@ for _name, _gs in MHA_GROUPS.items():
 
 
 # =========================================================================== positional encoding
-def _pe_inputs(rng, hidden):
-    if not hidden:
-        return {"cases": [{"what": "T=10, D=8", "T": 10, "D": 8}]}
+def _pe_list(rng):
     T_odd, D_odd, T_long = _ri(rng, 3, 12), 2 * _ri(rng, 1, 6) + 1, _ri(rng, 200, 400)
-    return {"cases": [
+    return [
+        {"what": "T=10, D=8", "T": 10, "D": 8},
         {"what": f"odd D: T={T_odd}, D={D_odd}", "T": T_odd, "D": D_odd},
         {"what": "D=1", "T": 6, "D": 1},
         {"what": "one position: T=1, D=6", "T": 1, "D": 6},
         {"what": "no positions: T=0, D=4", "T": 0, "D": 4},
         {"what": f"long: T={T_long}, D=64", "T": T_long, "D": 64},
-    ]}
+    ]
+
+
+# visible and hidden alike (hidden ones draw other sizes)
+_pe_inputs = _fixed([("even D", {"even D"}), ("odd D", {"odd D"}), ("D = 1", {"odd D", "D = 1"}),
+                     ("T = 1", {"even D", "T = 1"}), ("T = 0", {"even D", "T = 0"}),
+                     ("a long sequence", {"even D", "long sequence"})], _pe_list)
 
 
 def _pe_oracle(T, D):
@@ -470,15 +516,13 @@ def _block_case(rng, N, T, D, h, F, mask=None, what=""):
             "dout": rng.standard_normal((N, T, D))}
 
 
-def _block_inputs(rng, hidden):
-    if not hidden:
-        return {"cases": [
-            _block_case(rng, 2, 5, 8, 2, 16),
-            _block_case(rng, 2, 4, 6, 3, 10, mask=_causal(4), what="causal"),
-        ]}
-    cases = []
+def _block_list(rng):
+    cases = [
+        _block_case(rng, 2, 5, 8, 2, 16),
+        _block_case(rng, 2, 4, 6, 3, 10, mask=_causal(4), what="causal"),
+    ]
     T = _ri(rng, 3, 7)
-    cases.append(_block_case(rng, _ri(rng, 1, 3), T, 8, 4, _ri(rng, 5, 20), mask=_causal(T), what="causal"))
+    cases.append(_block_case(rng, _ri(rng, 2, 3), T, 8, 4, _ri(rng, 5, 20), mask=_causal(T), what="causal"))
     cases.append(_block_case(rng, _ri(rng, 2, 3), 1, 6, 2, 12, what="sequences of length one"))
     cases.append(_block_case(rng, 1, _ri(rng, 3, 6), _ri(rng, 3, 6), 1, _ri(rng, 3, 9), what="one head, N=1"))
     D = _ri(rng, 2, 4)
@@ -488,7 +532,19 @@ def _block_inputs(rng, hidden):
     for n in range(N):
         pad[n, ..., _ri(rng, 1, T - 1):] = False
     cases.append(_block_case(rng, N, T, 6, 2, 24, mask=pad, what="padding mask"))
-    return {"cases": cases}
+    return cases
+
+
+# visible and hidden alike (hidden ones draw other sizes and values)
+_block_inputs = _fixed([
+    ("no mask", {"no mask", "several heads"}),
+    ("causal, three heads", {"causal mask", "several heads"}),
+    ("causal, four heads", {"causal mask", "several heads"}),
+    ("sequences of length one", {"no mask", "several heads", "T = 1"}),
+    ("one head, N = 1", {"no mask", "one head", "N = 1"}),
+    ("one feature per head", {"no mask", "one feature per head"}),
+    ("padding mask", {"padding mask", "several heads"}),
+], _block_list)
 
 
 def _block_oracle(case):

@@ -183,6 +183,7 @@ def register_port(check_name: str, fn_name: str, subs: Sequence[str], adapters: 
 
     def inputs(rng, hidden):
         return {s: get(s).inputs(rng, hidden) for s in subs}
+    inputs.case_parts = tuple(subs)     # the fixed cases are the earlier checks' (core.case_listing)
 
     def probe(fns, inp):
         out = {}

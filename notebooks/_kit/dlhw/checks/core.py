@@ -20,29 +20,51 @@ therefore changes nothing the judge decides.
 from __future__ import annotations
 
 import os
+import re
 import struct
 import sys
 import traceback
 import zlib
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import numpy as np
 
 from dlhw.checks.wire import decode, encode
 
 __all__ = ["check", "CheckFailed", "Check", "register", "REGISTRY", "compare", "fail",
-           "call", "NotImplementedYet", "HIDDEN_NOTE"]
+           "call", "NotImplementedYet", "HIDDEN_NOTE", "Case", "Cases", "case_listing"]
 
 HIDDEN_NOTE = "Hidden tests with other shapes and seeds run at grading time."
+
+
+def message_lines(message: str, width: int = 80) -> list:
+    """A verdict as short lines: each paragraph wrapped at ``width``, later lines indented.
+
+    What a failing check shows in place of a traceback, in the notebook and in nbgrader's
+    Validate dialog (which cuts lines at its width): the message itself, readable whole.
+    """
+    import textwrap
+    lines = []
+    for para in str(message).splitlines() or [""]:
+        lines += textwrap.wrap(para, width=width, subsequent_indent="    ", break_long_words=False,
+                               break_on_hyphens=False) or [""]
+    return lines
 
 
 class CheckFailed(AssertionError):
     """A check found a wrong value, gradient, shape or type; the message says which."""
 
+    def _render_traceback_(self):
+        # IPython (and so Jupyter, and nbgrader's Validate) shows these lines instead of a stack
+        # into the kit's own source: a failing check is a verdict, not a crash.
+        return message_lines("\u2717 " + str(self))
+
 
 class NotImplementedYet(CheckFailed):
-    """The function under test still raises NotImplementedError."""
+    """The function under test still raises NotImplementedError (``function``: its name)."""
+
+    function = ""
 
 
 @dataclass
@@ -58,10 +80,150 @@ class Check:
 REGISTRY: Dict[str, Check] = {}
 
 
+# ----------------------------------------------------------------------------- fixed cases
+#
+# Fairness: every student's hidden tests must exercise the same properties of the contract
+# (leading axes, N = 1, stride 2, absent running statistics...), and every property a hidden
+# test exercises must be exercised by a visible one, so that a student who passes the visible
+# tests can only lose hidden points on values and sizes, never on a rule they could not see.
+# A check states this as fixed lists of cases: each case has a name, the set of properties it
+# covers and a maker that draws the values and sizes inside that class (an "odd width" case
+# draws an odd width). The lists themselves never depend on the seed.
+
+@dataclass(frozen=True)
+class Case:
+    """One fixed case of a check: ``make(rng) -> dict`` draws the inputs of one probe run."""
+    name: str
+    properties: frozenset
+    make: Callable[[np.random.Generator], dict]
+
+    def __init__(self, name: str, properties, make: Callable[[np.random.Generator], dict]):
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "properties", frozenset(properties))
+        object.__setattr__(self, "make", make)
+
+
+class Cases:
+    """The inputs of a check as fixed lists of :class:`Case` (``hidden`` defaults to ``visible``).
+
+    Called as ``inputs(rng, hidden)`` it returns ``{"cases": [{"name", "properties", "inputs"}]}``;
+    :func:`register` then runs the check's probe and judge once per case. ``measure(inputs) ->
+    set of properties``, when given, recognizes the properties in drawn inputs, so that tests
+    can verify that each case really exercises what it declares, whatever the seed.
+    """
+
+    def __init__(self, visible: Sequence[Case], hidden: Optional[Sequence[Case]] = None,
+                 measure: Optional[Callable[[dict], set]] = None):
+        self.visible = list(visible)
+        self.hidden = list(visible if hidden is None else hidden)
+        self.measure = measure
+        for group in (self.visible, self.hidden):
+            names = [c.name for c in group]
+            if len(set(names)) != len(names):
+                raise ValueError(f"Cases: duplicate case names {names}")
+
+    def __call__(self, rng: np.random.Generator, hidden: bool) -> dict:
+        cases = []
+        for c in (self.hidden if hidden else self.visible):
+            # each case its own stream, so that one case's sizes do not shift another's values
+            sub = np.random.default_rng(int(rng.integers(0, 2 ** 63)))
+            cases.append({"name": c.name, "properties": sorted(c.properties), "inputs": c.make(sub)})
+        return {"cases": cases}
+
+
+def _case_label(case: dict) -> str:
+    return f"case '{case['name']}'"
+
+
+def _label(exc: CheckFailed, case: dict) -> None:
+    """Add the case to a failure's message, in place (the exception keeps its type and fields)."""
+    exc.args = (f"{exc} [{_case_label(case)}]",) + tuple(exc.args[1:])
+
+
+def _multi_probe(probe: Callable) -> Callable:
+    def probe_cases(fns, inp):
+        outs = {}
+        for i, case in enumerate(inp["cases"]):
+            try:
+                out = probe(fns, case["inputs"])
+            except NotImplementedYet:
+                raise
+            except CheckFailed as exc:
+                _label(exc, case)
+                raise
+            except Exception as exc:
+                try:  # the crash report (_run_probe) names the case too
+                    exc.args = (f"{exc} [{_case_label(case)}]",)
+                except Exception:
+                    pass
+                raise
+            if not isinstance(out, dict):
+                raise CheckFailed("internal: probe must return a dict")
+            outs[str(i)] = out
+        return {"cases": outs}
+    return probe_cases
+
+
+def _multi_judge(judge: Callable) -> Callable:
+    def judge_cases(inp, outp):
+        cases = inp["cases"]
+        got = outp.get("cases") if isinstance(outp, dict) else None
+        if not isinstance(got, dict):
+            raise CheckFailed("the outputs hold no cases")
+        first = ""
+        for i, case in enumerate(cases):
+            out = got.get(str(i))
+            if not isinstance(out, dict):
+                raise CheckFailed(f"the outputs of {_case_label(case)} are missing")
+            if "__error__" in out:
+                raise CheckFailed(f"{out['__error__']} [{_case_label(case)}]")
+            try:
+                msg = judge(case["inputs"], out)
+            except CheckFailed as exc:
+                _label(exc, case)
+                raise
+            first = first or (msg or "correct")
+        if len(cases) > 1:
+            first += f" (all {len(cases)} cases: {'; '.join(c['name'] for c in cases)})"
+        return first
+    return judge_cases
+
+
+def case_listing(name: str, seed: int, hidden: bool) -> list:
+    """[(case name, declared properties, measured properties or None)] of check ``name``.
+
+    None when the check has no fixed cases. ``measured`` is what the check's ``measure``
+    recognizes in the inputs drawn with ``seed`` (None without a measure).
+    """
+    chk = get(name)
+    parts = getattr(chk.inputs, "case_parts", None)
+    if parts:   # a check made of earlier checks (assignment 09's ports): their cases, by name
+        listed = [case_listing(p, seed, hidden) for p in parts]
+        if any(part is None for part in listed):
+            return None
+        return [(f"{p}: {c}", props, measured) for p, part in zip(parts, listed) for c, props, measured in part]
+    cases = getattr(chk.inputs, "cases_spec", None)
+    if cases is None:
+        return None
+    drawn = cases(np.random.default_rng(seed), hidden)["cases"]
+    return [(c["name"], frozenset(c["properties"]),
+             None if cases.measure is None else frozenset(cases.measure(c["inputs"]))) for c in drawn]
+
+
 def register(name: str, functions, inputs, probe, judge, doc: str = "") -> Check:
-    """Add a check to the registry (check modules call this at import time)."""
+    """Add a check to the registry (check modules call this at import time).
+
+    With ``inputs`` a :class:`Cases`, the probe and the judge run once per fixed case.
+    """
     if isinstance(functions, str):
         functions = (functions,)
+    if isinstance(inputs, Cases):
+        spec = inputs
+        probe, judge = _multi_probe(probe), _multi_judge(judge)
+
+        def inputs(rng, hidden, spec=spec):
+            return spec(rng, hidden)
+        inputs.cases_spec = spec
     chk = Check(name, tuple(functions), inputs, probe, judge, doc)
     REGISTRY[name] = chk
     return chk
@@ -162,8 +324,10 @@ def call(fn: Callable, fname: str, *args, returns: int = 1):
     try:
         result = fn(*args)
     except NotImplementedError:
-        raise NotImplementedYet(f"{fname} is not implemented yet: it still raises NotImplementedError "
-                                "(replace the `raise NotImplementedError()` line in its answer cell)") from None
+        exc = NotImplementedYet(f"{fname} is not implemented yet: it still raises NotImplementedError "
+                                "(replace the `raise NotImplementedError()` line in its answer cell)")
+        exc.function = fname
+        raise exc from None
     if returns > 1:
         if not isinstance(result, (tuple, list)) or len(result) != returns:
             got = (f"a {type(result).__name__} of length {len(result)}" if isinstance(result, (tuple, list))
@@ -190,6 +354,47 @@ def _seed_for(name: str) -> int:
     return zlib.crc32(name.encode()) + 12345
 
 
+# Names NumPy 2 (or 1.2x) removed, as code written for NumPy 1 still spells them:
+# name -> (what to write instead, the release that removed it).
+NUMPY1_NAMES = {
+    "int": ("int", "1.24"), "float": ("float", "1.24"), "complex": ("complex", "1.24"),
+    "object": ("object", "1.24"), "bool": ("bool", "1.24"), "str": ("str", "1.24"),
+    "long": ("int", "1.24"), "unicode": ("str", "1.24"), "rank": ("np.ndim", "1.18"),
+    "asscalar": ("a.item()", "1.23"), "alen": ("len", "1.23"), "product": ("np.prod", "2.0"),
+    "cumproduct": ("np.cumprod", "2.0"), "alltrue": ("np.all", "2.0"), "sometrue": ("np.any", "2.0"),
+    "NaN": ("np.nan", "2.0"), "NAN": ("np.nan", "2.0"), "Inf": ("np.inf", "2.0"),
+    "Infinity": ("np.inf", "2.0"), "infty": ("np.inf", "2.0"), "PINF": ("np.inf", "2.0"),
+    "NINF": ("-np.inf", "2.0"), "float_": ("np.float64", "2.0"), "complex_": ("np.complex128", "2.0"),
+    "int0": ("np.intp", "2.0"), "uint0": ("np.uintp", "2.0"), "unicode_": ("np.str_", "2.0"),
+    "string_": ("np.bytes_", "2.0"), "mat": ("np.asmatrix", "2.0"), "msort": ("np.sort(a, axis=0)", "2.0"),
+    "round_": ("np.round", "2.0"), "in1d": ("np.isin", "2.0"), "trapz": ("np.trapezoid", "2.0"),
+    "find_common_type": ("np.result_type", "2.0"), "cast": ("np.asarray(a, dtype=...)", "2.0"),
+}
+
+
+def numpy1_note(exc: BaseException) -> str:
+    """'this is NumPy 1 code: ...' when ``exc`` is NumPy 2 refusing a NumPy 1 spelling, else ''."""
+    text = str(exc)
+    here = f"(NumPy {np.__version__} is installed here)"
+    if isinstance(exc, AttributeError):
+        m = (re.match(r"module 'numpy(\.lib)?' has no attribute '(\w+)'", text)
+             or re.match(r"`np\.()(\w+)` was removed in the NumPy 2\.0 release", text))
+        if not m:
+            return ""
+        lib, name = m.group(1) or "", m.group(2)
+        if lib:
+            return (f"this is NumPy 1 code: np.lib.{name} was removed from the np.lib namespace in NumPy 2.0; "
+                    f"use np.{name} {here}")
+        if name in NUMPY1_NAMES:
+            instead, release = NUMPY1_NAMES[name]
+            return f"this is NumPy 1 code: np.{name} was removed in NumPy {release}; use {instead} {here}"
+        return f"NumPy has no np.{name}: a typo, or code written for an older NumPy? {here}"
+    if isinstance(exc, TypeError) and "newshape" in text:
+        return ("this is NumPy 1 code: reshape's keyword newshape= was deprecated in NumPy 2.1 and is gone; "
+                f"pass the shape positionally, x.reshape(shape) or np.reshape(x, shape) {here}")
+    return ""
+
+
 def _run_probe(chk: Check, fns: tuple, inputs: dict) -> dict:
     """Run the probe; turn exceptions into an ``__error__`` entry for the judge to report."""
     try:
@@ -200,21 +405,26 @@ def _run_probe(chk: Check, fns: tuple, inputs: dict) -> dict:
         return {k: v if isinstance(v, (str, bool, int, float, dict)) or v is None
                 else _as_wire_array(k, v) for k, v in out.items()}
     except NotImplementedYet as exc:
-        return {"__error__": str(exc), "__kind__": "not_implemented"}
+        return {"__error__": str(exc), "__kind__": "not_implemented", "__function__": str(exc.function)}
     except CheckFailed as exc:
         return {"__error__": str(exc), "__kind__": "contract"}
     except Exception as exc:  # the student's function crashed: say where
         tb = traceback.extract_tb(exc.__traceback__)
         frames = [f for f in tb if not f.filename.endswith(("dlhw/checks/core.py",)) and "dlhw/checks" not in f.filename]
         where = ""
-        if frames:
-            f = frames[-1]
+        # the student's line, not the library's (numpy's __getattr__ raises for a removed name)
+        own = [f for f in frames if not any(d in f.filename for d in ("site-packages", "dist-packages"))]
+        if own or frames:
+            f = (own or frames)[-1]
             where = f" (in {f.name}, line {f.lineno}: {(f.line or '').strip()[:80]})"
         # the graded function that was running (a backward's crash is not its forward's)
         culprit = next((f.name for f in reversed(frames) if f.name in chk.functions),
                        chk.functions[0] if chk.functions else chk.name)
+        note = numpy1_note(exc)
+        # NumPy's own message for a removed name runs to a paragraph: its first line is enough
+        text = str(exc).splitlines()[0][:300] if note and str(exc) else str(exc)[:300]
         return {"__error__": f"{culprit} raised "
-                             f"{type(exc).__name__}: {str(exc)[:300]}{where}", "__kind__": "crash"}
+                             f"{type(exc).__name__}: {text}{where}" + (f": {note}" if note else ""), "__kind__": "crash"}
 
 
 def judge(chk: Check, inputs: dict, outputs: dict) -> tuple:
@@ -222,6 +432,9 @@ def judge(chk: Check, inputs: dict, outputs: dict) -> tuple:
     if not isinstance(outputs, dict):
         return False, f"{chk.name}: malformed outputs"
     if "__error__" in outputs:
+        waits = outputs.get("__function__")
+        if outputs.get("__kind__") == "not_implemented" and waits and waits != _owner(chk):
+            return False, f"{chk.name}: waits for {waits}: {outputs['__error__']}"
         return False, f"{chk.name}: {outputs['__error__']}"
     try:
         msg = chk.judge(inputs, outputs)
@@ -232,6 +445,12 @@ def judge(chk: Check, inputs: dict, outputs: dict) -> tuple:
         # A judge that trips on malformed outputs (a missing key, an odd type) is a failure of
         # the submission, reported plainly; it never counts as a pass.
         return False, f"{chk.name}: the outputs could not be checked ({type(exc).__name__}: {str(exc)[:200]})"
+
+
+def _owner(chk: Check) -> str:
+    """The student function a check grades (``affine_backward`` for ``affine_backward.dx``)."""
+    head = chk.name.split(".")[0]
+    return head if head in chk.functions or not chk.functions else chk.functions[-1]
 
 
 def draw_inputs(chk: Check, hidden: bool, seed: Optional[int] = None) -> dict:
@@ -301,10 +520,28 @@ def check(name: str, *fns: Callable, hidden: bool = False, quiet: bool = False) 
         passed, message = judge(chk, inputs, outputs)
     if not passed:
         raise NotImplementedYet(message) if "NotImplementedError" in message else CheckFailed(message)
-    if not hidden:
-        message += ". " + HIDDEN_NOTE
     if not quiet:
         print("\u2713 " + message)
+        if not hidden:
+            _hidden_note()
+
+
+_NOTE_SHOWN_IN = [object()]
+
+
+def _cell() -> object:
+    """Which notebook cell is running (its execution count), None outside IPython."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return getattr(shell, "execution_count", None) if shell is not None else None
+
+
+def _hidden_note() -> None:
+    """Print HIDDEN_NOTE on a line of its own, once per cell (once per run outside a notebook)."""
+    cell = _cell()
+    if _NOTE_SHOWN_IN[0] != cell:
+        _NOTE_SHOWN_IN[0] = cell
+        print(HIDDEN_NOTE)
 
 
 def report(*fns: Callable) -> None:
@@ -320,14 +557,43 @@ def report(*fns: Callable) -> None:
     todo = [c for c in REGISTRY.values() if c.functions and set(c.functions) <= names]
     if not todo:
         raise ValueError(f"report: no checks use the function(s) {sorted(names)}")
-    failed = 0
-    width = max(len(c.name) for c in todo)
+    rows, failed, waiting = [], [], {}
     for chk in todo:
         inputs = draw_inputs(chk, False)
-        passed, message = judge(chk, inputs, _run_probe(chk, tuple(by_name[n] for n in chk.functions), inputs))
-        failed += not passed
+        outputs = _run_probe(chk, tuple(by_name[n] for n in chk.functions), inputs)
+        passed, message = judge(chk, inputs, outputs)
+        if not passed:
+            failed.append(chk.name)
         text = message[len(chk.name) + 2:] if message.startswith(chk.name + ": ") else message
-        print(f"{'✓' if passed else '✗'} {chk.name:<{width}}  {text}")
+        blocker = outputs.get("__function__") if outputs.get("__kind__") == "not_implemented" else None
+        if blocker:
+            # a function not written yet (or a backward whose forward is not): one line for all
+            # the checks it holds up, not the same message once per check
+            key = (_owner(chk), blocker)
+            if key not in waiting:
+                waiting[key] = [text]
+                rows.append(key)
+            waiting[key].append(chk.name)
+            continue
+        rows.append(("\u2713" if passed else "\u2717", chk.name, text))
+    lines = []
+    for row in rows:
+        if len(row) == 2:
+            (owner, blocker), (text, *names) = row, waiting[row]
+            n = len(names)
+            if blocker != owner:
+                lines.append(("\u2717", None, f"{owner}'s {n} check{'s' if n > 1 else ''} wait{'' if n > 1 else 's'} "
+                                              f"for {blocker} (not implemented yet: it still raises NotImplementedError)"))
+            elif n > 1:
+                lines.append(("\u2717", None, f"{owner}'s {n} checks: {text}"))
+            else:
+                lines.append(("\u2717", names[0], text))
+        else:
+            lines.append(row)
+    width = max((len(name) for _, name, _ in lines if name), default=0)
+    for mark, name, text in lines:
+        print(f"{mark} {text}" if name is None else f"{mark} {name:<{width}}  {text}")
     if failed:
-        raise CheckFailed(f"{failed} of {len(todo)} checks failed (see above)")
-    print(f"All {len(todo)} checks passed. " + HIDDEN_NOTE)
+        raise CheckFailed(f"{len(failed)} of {len(todo)} checks failed (see above): {', '.join(failed)}")
+    print(f"All {len(todo)} checks passed.")
+    _hidden_note()

@@ -7,17 +7,21 @@ in any dtype. Scores come in PyTorch's layout for ``CrossEntropyLoss``: (N, C) f
 ``TinyTransformer(attention=...)`` takes the attention function, ``(q, k, v, mask) -> out`` on
 tensors of shape (N, heads, T, d): the student's ``attention_torch`` trains the model through
 autograd, or PyTorch's ``scaled_dot_product_attention`` (the default) for comparison.
+``positional_encoding=`` takes the function of the positions, ``(T, D) -> (T, D)`` array:
+assignment 08's (which assignment 09 receives in blocks.py); the reference one by default,
+where it is installed. The student kit ships no positional encoding of its own: it is
+assignment 08's exercise.
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["ConvNet", "TinyTransformer", "sinusoidal_encoding", "count_parameters"]
+__all__ = ["ConvNet", "TinyTransformer", "count_parameters"]
 
 
 class ConvNet(nn.Module):
@@ -37,17 +41,6 @@ class ConvNet(nn.Module):
 
     def forward(self, x):
         return self.classifier(self.features(x).flatten(1))
-
-
-def sinusoidal_encoding(T: int, D: int, dtype=torch.float32, device=None) -> torch.Tensor:
-    """(T, D): sin at even columns and cos at odd ones, of t / 10000^(2i / D) (assignment 08)."""
-    position = torch.arange(T, dtype=torch.float64, device=device)[:, None]
-    rates = torch.exp(-math.log(10000.0) * torch.arange(0, D, 2, dtype=torch.float64, device=device) / D)
-    angles = position * rates                                   # (T, ceil(D / 2))
-    pe = torch.zeros(T, D, dtype=torch.float64, device=device)
-    pe[:, 0::2] = torch.sin(angles)
-    pe[:, 1::2] = torch.cos(angles[:, : D // 2])
-    return pe.to(dtype)
 
 
 class _SelfAttention(nn.Module):
@@ -93,10 +86,21 @@ class TinyTransformer(nn.Module):
 
     def __init__(self, vocab_size: int, num_classes: int, d_model: int = 32, num_heads: int = 2,
                  num_layers: int = 1, max_len: int = 64, attention: Optional[Callable] = None,
-                 causal: bool = False):
+                 causal: bool = False, positional_encoding: Optional[Callable] = None):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, d_model)
-        self.register_buffer("pe", sinusoidal_encoding(max_len, d_model), persistent=False)
+        if positional_encoding is None:
+            try:   # the reference, imported only now: the student kit does not have it
+                from dlhw.nn.attention import positional_encoding
+            except ImportError:
+                raise ValueError("TinyTransformer: pass positional_encoding=, a function (T, D) -> (T, D) "
+                                 "array, e.g. assignment 08's positional_encoding from blocks.py") from None
+        pe = positional_encoding(max_len, d_model)
+        pe = pe.detach().cpu().double() if torch.is_tensor(pe) else torch.as_tensor(np.asarray(pe, dtype=np.float64))
+        if tuple(pe.shape) != (max_len, d_model):
+            raise ValueError(f"TinyTransformer: positional_encoding({max_len}, {d_model}) returned shape "
+                             f"{tuple(pe.shape)}; expected ({max_len}, {d_model})")
+        self.register_buffer("pe", pe.float(), persistent=False)
         attention = attention or _sdpa
         self.blocks = nn.ModuleList(_Block(d_model, num_heads, attention) for _ in range(num_layers))
         self.ln = nn.LayerNorm(d_model)
