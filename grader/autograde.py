@@ -30,6 +30,7 @@ from typing import Dict, List, Optional
 
 import nbformat
 
+from dlhw.checks.core import message_lines
 from grader.assemble import assemble
 from grader.course import Course, is_test_cell, nbgrader_meta, os_cpu_count
 
@@ -173,8 +174,10 @@ def _fill_outputs(asm, result: dict) -> List[TestResult]:
             if report:
                 outputs.append(nbformat.v4.new_output("stream", name="stdout", text=report + "\n"))
             if not ok:
-                outputs.append(nbformat.v4.new_output("error", ename="CheckFailed",
-                                                      evalue=failures[0], traceback=failures))
+                # short wrapped lines, as the notebook shows them: feedback and Validate read them whole
+                outputs.append(nbformat.v4.new_output("error", ename="CheckFailed", evalue=failures[0],
+                                                      traceback=[line for f in failures
+                                                                 for line in message_lines("\u2717 " + f)]))
             points = float(meta.get("points", 0))
             name = meta.get("grade_id", f"cell {idx}")
             if expected:
