@@ -231,7 +231,7 @@ def autograde(course: Course, assignment: str, submitted_root: Path, results_dir
     ``allow_apis=True`` lifts the assignment's from-scratch policy (grader.curriculum).
     """
     from tqdm.auto import tqdm
-    from grader.curriculum import forbidden_apis
+    from grader.curriculum import GRADED, forbidden_apis
     from grader.kit import build_kit
     from grader.sandbox.client import JudgeStage, SandboxUnavailable, bwrap_path
 
@@ -261,7 +261,9 @@ def autograde(course: Course, assignment: str, submitted_root: Path, results_dir
     _settings.update(stage=stage, sandbox=sandbox)
     limits = {"cell_timeout": cell_timeout, "memory_mb": memory_mb, "max_procs": max_procs, "disk_mb": disk_mb,
               "isolate": bool(sandbox), "student_uid": SANDBOX_UID,
-              "forbidden": [] if allow_apis else list(forbidden_apis(assignment))}
+              "forbidden": [] if allow_apis else list(forbidden_apis(assignment)),
+              # where the judge finds the reference of a graded dependency (dlhw/checks/deps.py)
+              "references": {ref.split(":")[1]: ref for refs in GRADED.values() for ref in refs}}
 
     own_pool = executor is None
     if own_pool:

@@ -19,6 +19,7 @@ therefore changes nothing the judge decides.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import struct
@@ -421,11 +422,47 @@ def numpy1_note(exc: BaseException) -> str:
     return ""
 
 
+@contextlib.contextmanager
+def _reference_dependencies(chk: Check, fns: tuple):
+    """At grading time: the graded functions' calls to their dependencies go to the judge (deps.py)."""
+    from dlhw.checks.deps import dependencies_of
+    deps = dependencies_of(chk.functions) if _CHANNEL is not None else ()
+    swapped = []
+    try:
+        for fn in fns:
+            space = getattr(fn, "__globals__", None)
+            if space is None:
+                continue
+            for dep in deps:
+                mine = space.get(dep)
+                # only the student's own (notebook) functions: blocks and the kit are references already
+                if callable(mine) and getattr(mine, "__module__", None) == "__main__" and \
+                        not getattr(mine, "_dlhw_reference", False):
+                    swapped.append((space, dep, mine))
+                    space[dep] = _judge_dependency(dep)
+        yield
+    finally:
+        for space, dep, mine in reversed(swapped):
+            space[dep] = mine
+
+
+def _judge_dependency(name: str):
+    def reference(*args, **kwargs):
+        reply = _CHANNEL.ask({"op": "dep", "function": name, "args": list(args), "kwargs": kwargs})
+        if isinstance(reply, dict) and "__error__" in reply:
+            raise CheckFailed(f"the judge could not evaluate {name} for this check: {reply['__error__']}")
+        return reply["result"]
+    reference.__name__ = reference.__qualname__ = name
+    reference._dlhw_reference = True
+    return reference
+
+
 def _run_probe(chk: Check, fns: tuple, inputs: dict) -> dict:
     """Run the probe; turn exceptions into an ``__error__`` entry for the judge to report."""
     try:
         policy.take_violation()
-        with policy.graded_call(chk.functions, chk.forbidden if _POLICY is None else _POLICY):
+        with policy.graded_call(chk.functions, chk.forbidden if _POLICY is None else _POLICY), \
+                _reference_dependencies(chk, fns):
             out = chk.probe(fns, inputs)
         violation = policy.take_violation()
         if violation:   # even when the student's code caught the exception

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 SERVER_DIR = Path(__file__).resolve().parent
-KIT_MOUNT, SERVER_MOUNT = "/opt/dlhw-kit", "/opt/dlhw-server"
+KIT_MOUNT, SERVER_MOUNT, REFERENCE_MOUNT = "/opt/dlhw-kit", "/opt/dlhw-server", "/opt/dlhw-ref"
 BWRAP_INSTALL = ("install bubblewrap on the grading machine (Debian/Ubuntu: sudo apt-get install bubblewrap; "
                  "Fedora: sudo dnf install bubblewrap; `bash .ci/setup` does it when run as root), or pass "
                  "--no-sandbox to grade trusted submissions without it")
@@ -83,6 +83,10 @@ class JudgeStage:
         self.kit = self.root / "kit"
         self.server = self.root / "server"
         build_kit(self.kit)
+        # the full package, for the judge's evaluation of graded dependencies (dlhw/checks/deps.py)
+        self.reference = self.root / "reference"
+        shutil.copytree(Path(__import__("dlhw").__file__).resolve().parent, self.reference / "dlhw",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         (self.server / "grader" / "sandbox").mkdir(parents=True)
         (self.server / "grader" / "__init__.py").write_text("")
         for f in ("__init__.py", "server.py"):
@@ -91,7 +95,7 @@ class JudgeStage:
             os.chmod(dirpath, 0o555)       # readable by the sandbox's user, writable by nobody
             for name in filenames:
                 os.chmod(os.path.join(dirpath, name), 0o444)
-        self.roots = [str(self.kit), str(self.server)]
+        self.roots = [str(self.kit), str(self.server), str(self.reference)]
         self.digest = tree_digest(self.roots)
         self._tree_digest = tree_digest
 
@@ -113,12 +117,14 @@ def server_command(stage: JudgeStage, sandbox: bool = True) -> tuple:
            "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"}
     py = [sys.executable, "-u", "-s", "-m", "grader.sandbox.server"]
     if not sandbox:
-        env.update(PYTHONPATH=f"{stage.kit}:{stage.server}", DLHW_JUDGE_ROOTS=":".join(stage.roots))
+        env.update(PYTHONPATH=f"{stage.kit}:{stage.server}", DLHW_JUDGE_ROOTS=":".join(stage.roots),
+                   DLHW_REFERENCE_ROOT=str(stage.reference))
         return py, env
     bw = bwrap_path()
     if bw is None:
         raise SandboxUnavailable("bubblewrap (bwrap) is not installed: " + BWRAP_INSTALL)
-    env.update(PYTHONPATH=f"{KIT_MOUNT}:{SERVER_MOUNT}", DLHW_JUDGE_ROOTS=f"{KIT_MOUNT}:{SERVER_MOUNT}")
+    env.update(PYTHONPATH=f"{KIT_MOUNT}:{SERVER_MOUNT}", DLHW_JUDGE_ROOTS=f"{KIT_MOUNT}:{SERVER_MOUNT}:{REFERENCE_MOUNT}",
+               DLHW_REFERENCE_ROOT=REFERENCE_MOUNT)
     args = [bw, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net", "--unshare-ipc",
             "--unshare-uts", "--unshare-cgroup-try"]
     if os.getuid() == 0:
@@ -141,7 +147,7 @@ def server_command(stage: JudgeStage, sandbox: bool = True) -> tuple:
         if not str(root).startswith(("/usr/", "/bin", "/lib")):
             binds.append((str(root), str(root)))
     # only the staged judge goes in, at neutral paths: never the repository or the course
-    binds += [(str(stage.kit), KIT_MOUNT), (str(stage.server), SERVER_MOUNT)]
+    binds += [(str(stage.kit), KIT_MOUNT), (str(stage.server), SERVER_MOUNT), (str(stage.reference), REFERENCE_MOUNT)]
     # the folders above the mounts: bubblewrap would make them 0700, closed to the student's user
     parents = sorted({str(p) for _, dest in binds for p in Path(dest).parents if str(p) != "/"},
                      key=lambda p: (p.count("/"), p))

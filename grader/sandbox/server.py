@@ -50,6 +50,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 MAX_FRAME = 64 << 20            # the largest message a child may send (outputs are arrays)
 SUBMISSION_DIR = "/submission"  # the student's scratch folder inside the sandbox
+REFERENCE_MOUNT = "/opt/dlhw-ref"   # the full dlhw (with solutions): the judge's, never the student's
 
 # ------------------------------------------------------------------------------- framing
 
@@ -102,7 +103,7 @@ def tree_digest(roots) -> str:
 _libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
-MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 2, 4, 16384, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 1, 2, 4, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP = 1, 4, 24
 PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 38, 47, 4
 
@@ -145,6 +146,11 @@ def _enter_sandbox(job: dict) -> None:
     disk = int(job.get("disk_mb", 256))
     _mount_tmpfs("/tmp", disk)
     _mount_tmpfs(SUBMISSION_DIR, disk)
+    if os.path.isdir(REFERENCE_MOUNT):
+        # the judge's reference (for graded dependencies, see dlhw/checks/deps.py) is covered
+        # by an empty read-only folder; without capabilities the student cannot uncover it
+        _ok(_libc.mount(b"tmpfs", REFERENCE_MOUNT.encode(), b"tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY,
+                        b"size=4k,mode=0555"), "cover the reference")
 
 
 def _drop_privileges() -> None:
@@ -451,12 +457,14 @@ class Judge:
         self.pending = {}
         self.calls = {}
         self.allowed = []
+        self.deps_used = {}
 
     def start_cell(self, cell: int, calls) -> None:
         self.cell = cell
         self.allowed = [(str(n), bool(h)) for n, h in (calls or [])]
         self.test = calls is not None
         self.pending = {}
+        self.deps_used = {}
 
     def _seed(self, cell: int, check: str, hidden: bool) -> int:
         # deterministic per (secret, student, cell, check, call number): regrading gives the
@@ -483,12 +491,24 @@ class Judge:
         if name not in self.pending:
             return False, f"{name}: outputs arrived without a request for inputs", False
         inputs, hidden = self.pending.pop(name)
+        used = self.deps_used.pop(name, [])
         try:
             chk = self.core.get(name)
         except ValueError as exc:
             return False, str(exc), hidden
         passed, message = self.core.judge(chk, inputs, outputs)
+        if used:
+            message += (f" (graded with the reference {', '.join(used)} in place of yours, which "
+                        f"{'is' if len(used) == 1 else 'are'} graded in {'its' if len(used) == 1 else 'their'} own tests)")
         return passed, message, hidden
+
+    def dependency(self, function: str):
+        """The check (pending now) that may have ``function`` evaluated by the reference, or None."""
+        from dlhw.checks.deps import dependencies_of
+        for name in self.pending:
+            if function in dependencies_of(self.core.get(name).functions):
+                return name
+        return None
 
 
 def run_job(job: dict, out_fd: int) -> dict:
@@ -507,7 +527,9 @@ def run_job(job: dict, out_fd: int) -> dict:
         send(out_fd, {"op": "cell", "index": k, "result": result})
 
     def reply(wfd, obj):
-        payload = encode(obj)
+        reply_raw(wfd, encode(obj))
+
+    def reply_raw(wfd, payload: bytes):
         _write_all(wfd, struct.pack("<Q", len(payload)) + payload)
 
     i = 0
@@ -573,6 +595,8 @@ def run_job(job: dict, out_fd: int) -> dict:
                         passed, message, hidden = judge.verdict(name, msg.get("outputs"))
                         verdicts.append({"check": name, "hidden": hidden, "passed": passed, "message": message})
                         reply(wfd, {"passed": passed, "message": message})
+                    elif op == "dep":
+                        reply_raw(wfd, _evaluate_dependency(judge, job, msg, deadline))
                     elif op == "done":
                         done = msg
                     else:
@@ -631,6 +655,67 @@ def run_job(job: dict, out_fd: int) -> dict:
     return {"op": "done", "seconds": time.monotonic() - start}
 
 
+_REFERENCE = {}     # the reference helper: {"pid", "rfd", "wfd"}
+
+
+def _start_reference_helper(root: str) -> None:
+    """Fork, before this process imports any of dlhw, a helper that imports the reference.
+
+    The judge itself never imports it, so no submission forked from the judge holds it in
+    memory; the helper's pipes are the judge's alone.
+    """
+    to_r, to_w = os.pipe()
+    back_r, back_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(to_w)
+            os.close(back_r)
+            _prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+            sys.path.insert(0, root)
+            import importlib
+            import numpy  # noqa: F401
+            from dlhw.checks.wire import decode, encode
+            while True:
+                try:
+                    (n,) = struct.unpack("<Q", recv_exact(to_r, 8))
+                    req = decode(recv_exact(to_r, n))
+                except EOFError:
+                    break
+                try:
+                    module, name = str(req["ref"]).split(":")
+                    fn = getattr(importlib.import_module(module), name)
+                    payload = encode({"result": fn(*req["args"], **req["kwargs"])})
+                except BaseException as exc:
+                    payload = encode({"__error__": f"{type(exc).__name__}: {str(exc)[:300]}"})
+                _write_all(back_w, struct.pack("<Q", len(payload)) + payload)
+        finally:
+            os._exit(0)
+    os.close(to_r)
+    os.close(back_w)
+    _REFERENCE.update(pid=pid, rfd=back_r, wfd=to_w)
+
+
+def _evaluate_dependency(judge, job: dict, msg: dict, deadline: float) -> bytes:
+    """The judge's answer to a graded function's call of one of its dependencies (encoded)."""
+    from dlhw.checks.wire import encode
+    function = str(msg.get("function"))
+    check = judge.dependency(function)
+    ref = (job.get("references") or {}).get(function)
+    if check is None or ref is None or not _REFERENCE:
+        return encode({"__error__": f"{function} is not a dependency of the check running now"})
+    try:
+        payload = encode({"ref": ref, "args": msg.get("args") or [], "kwargs": msg.get("kwargs") or {}})
+        _write_all(_REFERENCE["wfd"], struct.pack("<Q", len(payload)) + payload)
+        answer = _read_frame(_REFERENCE["rfd"], deadline)
+    except (OSError, EOFError, TimeoutError, ValueError) as exc:
+        return encode({"__error__": f"the reference did not answer ({type(exc).__name__})"})
+    used = judge.deps_used.setdefault(check, [])
+    if function not in used:
+        used.append(function)
+    return answer
+
+
 def _alive(pid: int) -> bool:
     try:
         return os.waitpid(pid, os.WNOHANG) == (0, 0)
@@ -663,6 +748,8 @@ def main() -> None:
     roots = [p for p in os.environ.get("DLHW_JUDGE_ROOTS", "").split(":") if p]
     digest = tree_digest(roots) if roots else ""
     _prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)     # no ptrace, no /proc/PID/mem of the judge
+    if os.environ.get("DLHW_REFERENCE_ROOT"):
+        _start_reference_helper(os.environ["DLHW_REFERENCE_ROOT"])
     # warm up: everything a notebook of the course imports, imported once
     import numpy  # noqa: F401
     import matplotlib
