@@ -21,7 +21,11 @@ Who runs what:
   carries the cell's nonce; a malformed message is a protocol violation that fails that cell
   only (the child is replaced and the cells before it are replayed in a fresh sandbox);
 * a cell that runs past its time limit is killed the same way; a child that dies (os._exit, a
-  segfault, the memory cap) ends the submission: the remaining cells are reported as not run.
+  segfault, the memory cap) ends the submission: the remaining cells are reported as not run;
+* a graded function's calls to the graded functions it depends on (dlhw/checks/deps.py) are
+  answered, during its own check only, by a reference helper: a process forked before this
+  one imported anything of dlhw, which alone imports the full package. The reference never
+  enters a submission's memory, and its folder is covered in every submission's sandbox.
 
 Forking from a process that already imported numpy, torch, matplotlib and the checks is what
 makes this fast: nbgrader starts a fresh kernel and re-imports all of it for every notebook.

@@ -100,6 +100,7 @@ def test_a_mistake_costs_only_its_own_functions_points(graded_class, assignment)
     reference during the dependent function's check: dlhw/checks/deps.py)."""
     import nbformat
     from dlhw.checks import core
+    from dlhw.checks.deps import IN_PROCESS
     from grader.assemble import check_calls
     from grader.course import is_test_cell, nbgrader_meta
     from grader.mutants import student_answers
@@ -110,8 +111,9 @@ def test_a_mistake_costs_only_its_own_functions_points(graded_class, assignment)
     for src in course.source_notebooks(assignment):
         for cell in nbformat.read(src, as_version=4).cells:
             if is_test_cell(cell):
-                graded[nbgrader_meta(cell)["grade_id"]] = {f for name, _ in check_calls(cell.source)
-                                                           for f in core.get(name).functions}
+                functions = {f for name, _ in check_calls(cell.source) for f in core.get(name).functions}
+                graded[nbgrader_meta(cell)["grade_id"]] = functions | {d for f in functions
+                                                                       for d in IN_PROCESS.get(f, ())}
     sol = solution_answers(course, assignment, course.source_notebooks(assignment)[0].stem)
     collateral = []
     for student, m in who.items():
