@@ -25,6 +25,16 @@ import nbformat
 from grader.course import PRACTICE_TAG, is_answer_cell, is_test_cell, nbgrader_meta, read_notebook
 
 CHECK_CALL = re.compile(r"""check\(\s*["']([\w.]+)["']""")
+HIDDEN_ARG = re.compile(r"hidden\s*=\s*True")
+
+
+def check_calls(source: str) -> List[Tuple[str, bool]]:
+    """The ``check("name", ..., hidden=...)`` calls of a test cell, in order: what its judge serves."""
+    calls = []
+    for line in source.splitlines():
+        for m in CHECK_CALL.finditer(line):
+            calls.append((m.group(1), bool(HIDDEN_ARG.search(line[m.end():]))))
+    return calls
 
 
 @dataclass
@@ -32,6 +42,7 @@ class Assembled:
     notebook: "nbformat.NotebookNode"           # the notebook that is graded (no outputs yet)
     run: List[int]                              # indices of the code cells to execute
     expected_checks: Dict[int, List[str]]       # test cell index -> the checks it must run
+    expected_calls: Dict[int, List[Tuple[str, bool]]] = field(default_factory=dict)  # ... and how (hidden?)
     notes: List[str] = field(default_factory=list)
 
 
@@ -83,7 +94,7 @@ def assemble(source_nb, release_nb, submitted: List[Path], name: str, skip_pract
             extras.setdefault(anchor, []).append(cell.source)
 
     out = copy.deepcopy(source_nb)
-    cells, run, expected = [], [], {}
+    cells, run, expected, calls = [], [], {}, {}
 
     def add_extras(key):
         for src in extras.pop(key, []):
@@ -113,6 +124,7 @@ def assemble(source_nb, release_nb, submitted: List[Path], name: str, skip_pract
                     notes.append(f"answer cell {gid} was not found in the submission: graded as unanswered")
         elif is_test_cell(cell):
             expected[len(cells)] = CHECK_CALL.findall(cell.source)
+            calls[len(cells)] = check_calls(cell.source)
             if student_cells:
                 if gid not in seen_tests:
                     notes.append(f"test cell {gid} was deleted: restored from the source")
@@ -126,7 +138,7 @@ def assemble(source_nb, release_nb, submitted: List[Path], name: str, skip_pract
     for key in list(extras):
         add_extras(key)
     out.cells = cells
-    return Assembled(out, run, expected, notes)
+    return Assembled(out, run, expected, expected_calls=calls, notes=notes)
 
 
 def _strip_hidden(src: str) -> str:

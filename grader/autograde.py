@@ -12,6 +12,7 @@ that have dlhw installed, for a course that outgrows one machine) can be passed 
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ import sys
 import threading
 import time
 import warnings
+from collections import Counter
 from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,25 +30,29 @@ from typing import Dict, List, Optional
 
 import nbformat
 
+from dlhw.checks.core import message_lines
 from grader.assemble import assemble
 from grader.course import Course, is_test_cell, nbgrader_meta, os_cpu_count
 
 DEFAULT_CELL_TIMEOUT = 60.0
 DEFAULT_MEMORY_MB = 2048
+DEFAULT_MAX_PROCS = 64          # processes (and threads) of one submission
+DEFAULT_DISK_MB = 256           # each of the submission's private /submission and /tmp
+SANDBOX_UID = int(os.environ.get("DLHW_SANDBOX_UID", "65534"))   # student code's user, when graded as root
 
 
 # ------------------------------------------------------------------------------ the workers
 _local = threading.local()
 _all_servers: list = []
 _servers_lock = threading.Lock()
-_settings: Dict[str, Path] = {}
+_settings: dict = {}
 
 
 def _server():
     from grader.sandbox.client import WarmServer
     srv = getattr(_local, "server", None)
     if srv is None or not srv.alive():
-        srv = _local.server = WarmServer(_settings["kit"], _settings["work_root"])
+        srv = _local.server = WarmServer(_settings["stage"], sandbox=_settings["sandbox"])
         with _servers_lock:
             _all_servers.append(srv)
     return srv
@@ -60,26 +66,26 @@ def _start_server():
 
 
 def grade_job(job: dict) -> dict:
-    """Run one notebook's cells on this thread's warm server; restart it once if it died."""
-    for attempt in (1, 2):
-        try:
-            return _server().run(job)
-        except Exception as exc:
-            srv = getattr(_local, "server", None)
-            if srv is not None:
-                srv.close()
-                _local.server = None
-            if attempt == 2:
-                return {"cells": [{"status": "not_run", "verdicts": [],
-                                   "message": f"the grader could not run this notebook: {str(exc)[:500]}"}
-                                  for _ in job["cells"]], "seconds": 0.0, "crashed": True}
+    """Run one notebook's cells on this thread's warm server.
 
-
-def _kit_dir(work_root: Path) -> Path:
-    from grader.kit import build_kit
-    kit = work_root / "_kit"
-    build_kit(kit, with_pyproject=False)
-    return kit
+    A server that dies (killed, os._exit in the wrong place, a segfault) costs only the
+    submission it was running: that result says what happened, the submission is not re-run,
+    and the next job starts a fresh server (from the staged, verified judge).
+    """
+    from grader.sandbox.client import JudgeChanged, SandboxUnavailable
+    try:
+        srv = _server()
+    except (JudgeChanged, SandboxUnavailable):
+        raise
+    except Exception as exc:
+        return {"cells": [{"status": "not_run", "verdicts": [],
+                           "message": f"the grader could not start a grading server: {str(exc)[:500]}"}
+                          for _ in job["cells"]], "seconds": 0.0, "crashed": str(exc)[:500]}
+    result = srv.run(job)
+    if result.get("crashed"):
+        srv.kill()
+        _local.server = None
+    return result
 
 
 # ------------------------------------------------------------------------------ results
@@ -143,11 +149,13 @@ def _fill_outputs(asm, result: dict) -> List[TestResult]:
             meta = nbgrader_meta(cell)
             expected = list(dict.fromkeys(asm.expected_checks.get(idx, [])))
             verdicts = r.get("verdicts", [])
-            passed_names = {v["check"] for v in verdicts if v["passed"]}
             failures = [v["message"] for v in verdicts if not v["passed"]]
-            missing = [c for c in expected if c not in passed_names and
-                       not any(v["check"] == c for v in verdicts)]
-            if status in ("timeout", "died", "not_run"):
+            # every call the cell's source makes must have reported, visible and hidden alike
+            reported = Counter((v["check"], bool(v.get("hidden"))) for v in verdicts)
+            want = Counter((n, bool(h)) for n, h in asm.expected_calls.get(idx, [(c, False) for c in expected]))
+            missing = list(dict.fromkeys(n + (" (hidden)" if h else "") for (n, h), k in want.items()
+                                         if reported[(n, h)] < k))
+            if status in ("timeout", "died", "not_run", "protocol"):
                 failures.insert(0, r.get("message", status))
             if missing:
                 failures.append("the check(s) " + ", ".join(missing) + " did not report (the cell stopped before "
@@ -166,8 +174,10 @@ def _fill_outputs(asm, result: dict) -> List[TestResult]:
             if report:
                 outputs.append(nbformat.v4.new_output("stream", name="stdout", text=report + "\n"))
             if not ok:
-                outputs.append(nbformat.v4.new_output("error", ename="CheckFailed",
-                                                      evalue=failures[0], traceback=failures))
+                # short wrapped lines, as the notebook shows them: feedback and Validate read them whole
+                outputs.append(nbformat.v4.new_output("error", ename="CheckFailed", evalue=failures[0],
+                                                      traceback=[line for f in failures
+                                                                 for line in message_lines("\u2717 " + f)]))
             points = float(meta.get("points", 0))
             name = meta.get("grade_id", f"cell {idx}")
             if expected:
@@ -175,7 +185,7 @@ def _fill_outputs(asm, result: dict) -> List[TestResult]:
             tests.append(TestResult(name, points if ok else 0.0, points,
                                     "\n".join(failures) if failures else report))
         else:
-            if status in ("timeout", "died", "not_run"):
+            if status in ("timeout", "died", "not_run", "protocol"):
                 outputs.append(nbformat.v4.new_output("error", ename=status.replace("_", " ").title().replace(" ", ""),
                                                       evalue=r.get("message", status), traceback=[r.get("message", "")]))
             elif r.get("error"):
@@ -211,19 +221,29 @@ def autograde(course: Course, assignment: str, submitted_root: Path, results_dir
               workers: Optional[int] = None, executor: Optional[Executor] = None,
               cell_timeout: float = DEFAULT_CELL_TIMEOUT, memory_mb: int = DEFAULT_MEMORY_MB,
               progress: bool = True, students: Optional[List[str]] = None,
-              skip_practice: bool = True) -> List[StudentResult]:
+              skip_practice: bool = True, sandbox: bool = True, allow_apis: bool = False,
+              max_procs: int = DEFAULT_MAX_PROCS, disk_mb: int = DEFAULT_DISK_MB) -> List[StudentResult]:
     """Grade every student folder of ``submitted_root``; see the module docstring.
 
     ``skip_practice=False`` also runs the cells tagged ``practice`` (training runs, plots),
     which never carry points; the default skips them, as they only cost time.
+    ``sandbox=False`` (``--no-sandbox``) grades without bubblewrap: only for trusted code.
+    ``allow_apis=True`` lifts the assignment's from-scratch policy (grader.curriculum).
     """
     from tqdm.auto import tqdm
-    from grader.sandbox.client import sandbox_warning
+    from grader.curriculum import GRADED, forbidden_apis
+    from grader.kit import build_kit
+    from grader.sandbox.client import JudgeStage, SandboxUnavailable, bwrap_path
 
     t0 = time.perf_counter()
-    warning = sandbox_warning()
-    if warning:
-        print("warning: " + warning, file=sys.stderr)
+    if sandbox and bwrap_path() is None:
+        from grader.sandbox.client import BWRAP_INSTALL
+        raise SystemExit("error: refusing to grade: bubblewrap (bwrap) is not installed, and student code must not "
+                         "run unsandboxed; " + BWRAP_INSTALL)
+    if not sandbox:
+        print("warning: --no-sandbox: student code runs WITHOUT isolation (it can read this machine's files, "
+              "reach the network and tamper with the grading of others); grade only trusted submissions",
+              file=sys.stderr)
     course.ensure_released(assignment)
     sources = course.source_notebooks(assignment)
     subs = discover(submitted_root, assignment)
@@ -232,11 +252,18 @@ def autograde(course: Course, assignment: str, submitted_root: Path, results_dir
     if not subs:
         raise SystemExit(f"error: no student folders in {submitted_root}")
     secret = _secret(course)
-    work_root = course.root / ".grading" / assignment
-    if work_root.exists():
-        shutil.rmtree(work_root)
-    work_root.mkdir(parents=True)
-    _settings.update(kit=_kit_dir(work_root), work_root=work_root)
+    # the helper files every submission gets in its private scratch folder
+    files = {extra.name: base64.b64encode(extra.read_bytes()).decode("ascii")
+             for extra in sorted((course.source / assignment).iterdir())
+             if extra.is_file() and extra.suffix != ".ipynb" and not extra.name.startswith(".")}
+    # the judge of this batch: a read-only copy, hashed now and verified at every server start
+    stage = JudgeStage(lambda dest: build_kit(dest, with_pyproject=False))
+    _settings.update(stage=stage, sandbox=sandbox)
+    limits = {"cell_timeout": cell_timeout, "memory_mb": memory_mb, "max_procs": max_procs, "disk_mb": disk_mb,
+              "isolate": bool(sandbox), "student_uid": SANDBOX_UID,
+              "forbidden": [] if allow_apis else list(forbidden_apis(assignment)),
+              # where the judge finds the reference of a graded dependency (dlhw/checks/deps.py)
+              "references": {ref.split(":")[1]: ref for refs in GRADED.values() for ref in refs}}
 
     own_pool = executor is None
     if own_pool:
@@ -247,18 +274,14 @@ def autograde(course: Course, assignment: str, submitted_root: Path, results_dir
     plans = {}
     futures = {}
     for student, paths in subs.items():
-        wd = work_root / student
-        wd.mkdir(parents=True)
-        for extra in (course.source / assignment).iterdir():  # data files, helper modules
-            if extra.is_file() and extra.suffix != ".ipynb":
-                shutil.copy(extra, wd / extra.name)
         for src in sources:
             source_nb = nbformat.read(src, as_version=4)
             release_nb = nbformat.read(course.release / assignment / src.name, as_version=4)
             asm = assemble(source_nb, release_nb, paths, src.stem, skip_practice=skip_practice)
             seed = hashlib.sha256(f"{secret}|{assignment}|{student}|{src.stem}".encode()).hexdigest()
-            job = {"cells": [{"source": asm.notebook.cells[i].source} for i in asm.run],
-                   "workdir": str(wd), "seed": seed, "cell_timeout": cell_timeout, "memory_mb": memory_mb}
+            cells = [{"source": asm.notebook.cells[i].source,
+                      "calls": asm.expected_calls.get(i) if i in asm.expected_checks else None} for i in asm.run]
+            job = dict(limits, cells=cells, files=files, seed=seed)
             plans[(student, src.stem)] = asm
             futures[executor.submit(grade_job, job)] = (student, src.stem)
 
@@ -269,12 +292,20 @@ def autograde(course: Course, assignment: str, submitted_root: Path, results_dir
         for fut in as_completed(futures):
             student, name = futures[fut]
             asm = plans[(student, name)]
-            res = fut.result()
+            try:
+                res = fut.result()
+            except SandboxUnavailable as exc:
+                raise SystemExit(f"error: {exc}") from None
+            except Exception as exc:
+                from grader.sandbox.client import JudgeChanged
+                if isinstance(exc, JudgeChanged):
+                    raise SystemExit(f"error: {exc}") from None
+                raise
             sr = results[student]
             sr.tests.extend(_fill_outputs(asm, res))
             sr.notes.extend(asm.notes)
             if res.get("crashed"):
-                sr.notes.append(res["cells"][0]["message"] if res["cells"] else "the grader crashed")
+                sr.notes.append(str(res["crashed"]))
             sr.notes.extend(_status_notes(asm, res))
             sr.seconds += res.get("seconds", 0.0)
             out_dir = course.autograded_dir(student, assignment)
@@ -291,13 +322,13 @@ def autograde(course: Course, assignment: str, submitted_root: Path, results_dir
     finally:
         bar.close()
         if own_pool:
-            executor.shutdown(wait=True)
+            executor.shutdown(wait=True, cancel_futures=True)
             _close_servers()
+        stage.cleanup()
     for sr in results.values():
         d = results_dir / sr.student
         d.mkdir(parents=True, exist_ok=True)
         (d / f"{assignment}.json").write_text(json.dumps(sr.gradescope(), indent=2))
-    shutil.rmtree(work_root, ignore_errors=True)
     ordered = [results[s] for s in sorted(results)]
     if progress:
         print(class_table(ordered))
@@ -310,7 +341,7 @@ def _status_notes(asm, res) -> List[str]:
     for idx, r in zip(asm.run, res["cells"]):
         cell = asm.notebook.cells[idx]
         gid = nbgrader_meta(cell).get("grade_id", f"cell {idx}")
-        if r["status"] in ("timeout", "died"):
+        if r["status"] in ("timeout", "died", "protocol"):
             notes.append(f"{gid}: {r.get('message', r['status'])}")
         elif r.get("error") and not is_test_cell(cell):
             e = r["error"]
@@ -322,6 +353,7 @@ def _close_servers():
     with _servers_lock:
         while _all_servers:
             _all_servers.pop().close()
+    _local.__dict__.clear()
 
 
 def class_table(results: List[StudentResult]) -> str:

@@ -1,42 +1,61 @@
-"""Starting warm grading servers, inside bubblewrap where it exists, and talking to them.
+"""Starting warm grading servers inside bubblewrap, and talking to them.
 
-``WarmServer`` is one server process (see ``grader.sandbox.server``); ``run(job)`` sends it one
-submission and returns its result. Sandbox (bubblewrap, when ``bwrap`` is on PATH):
+A batch first *stages* the judge (:class:`JudgeStage`): a private, read-only copy of the student
+kit and of the server's code, outside every folder a student can reach, with a content digest
+taken before any submission runs. ``WarmServer`` is one server process (``grader.sandbox.server``)
+started from that copy; ``run(job)`` sends it one submission and returns its result.
 
-* no network (a new network namespace), a new PID namespace, dies with its parent;
-* the file system is read-only system and Python directories, the student kit (checks, no
-  reference solutions) as the only ``dlhw`` on the path, a private /tmp, and the folder of
-  the submissions being graded. solutions/, the gradebook and the repository are not there.
+The server's bubblewrap sandbox (``server_command``):
 
-Without bubblewrap the server runs as a plain subprocess (still with the kit as its ``dlhw``,
-the memory cap and the time limits) and ``sandbox_warning()`` says so.
+* new PID, network, IPC and UTS namespaces, no network at all (loopback included), dies with
+  its parent;
+* read-only: the system and Python directories, the staged kit (the only ``dlhw`` on the path)
+  and the staged server code; nothing of the course (solutions, gradebook, results, other
+  students' files, the grader's secret) is mounted, and nothing is writable but a private /tmp;
+* run as root, the server keeps only the capabilities to change user, so that each submission
+  runs as ``DLHW_SANDBOX_UID`` (default 65534, nobody), never as the judge's user. Each
+  submission then isolates itself further (its own namespaces and tmpfs: see the server).
+
+Without bubblewrap nothing starts unless the instructor asked for ``--no-sandbox``.
 """
 from __future__ import annotations
 
+import json
 import os
+import select
 import shutil
 import struct
 import subprocess
 import sys
 import sysconfig
-import json
+import tempfile
 import threading
+import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 SERVER_DIR = Path(__file__).resolve().parent
+KIT_MOUNT, SERVER_MOUNT, REFERENCE_MOUNT = "/opt/dlhw-kit", "/opt/dlhw-server", "/opt/dlhw-ref"
+BWRAP_INSTALL = ("install bubblewrap on the grading machine (Debian/Ubuntu: sudo apt-get install bubblewrap; "
+                 "Fedora: sudo dnf install bubblewrap; `bash .ci/setup` does it when run as root), or pass "
+                 "--no-sandbox to grade trusted submissions without it")
+
+
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap is missing (or cannot create namespaces) and --no-sandbox was not given."""
+
+
+class JudgeChanged(RuntimeError):
+    """The judge's code differs from the copy staged at the start of the batch."""
 
 
 def bwrap_path() -> Optional[str]:
-    if os.environ.get("DLHW_NO_SANDBOX"):
-        return None
     return shutil.which("bwrap")
 
 
 def sandbox_warning() -> Optional[str]:
     if bwrap_path() is None:
-        return ("bubblewrap (bwrap) is not available: student code runs WITHOUT a sandbox (it can reach "
-                "the network and read files of this machine). Install it: apt-get install bubblewrap")
+        return "bubblewrap (bwrap) is not available: " + BWRAP_INSTALL
     return None
 
 
@@ -55,81 +74,194 @@ def _python_roots() -> list:
     return keep
 
 
-def server_command(kit_dir: Path, work_root: Path) -> tuple:
-    """(argv, env) starting a server with ``kit_dir`` as dlhw and ``work_root`` writable."""
-    kit_dir, work_root = Path(kit_dir).resolve(), Path(work_root).resolve()
+class JudgeStage:
+    """A batch's private copy of the judge: ``kit/dlhw`` and ``server/grader/sandbox``, read-only."""
+
+    def __init__(self, build_kit: Callable[[Path], object]):
+        from grader.sandbox.server import tree_digest
+        self.root = Path(tempfile.mkdtemp(prefix="dlhw-judge-"))
+        self.kit = self.root / "kit"
+        self.server = self.root / "server"
+        build_kit(self.kit)
+        # the full package, for the judge's evaluation of graded dependencies (dlhw/checks/deps.py)
+        self.reference = self.root / "reference"
+        shutil.copytree(Path(__import__("dlhw").__file__).resolve().parent, self.reference / "dlhw",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        (self.server / "grader" / "sandbox").mkdir(parents=True)
+        (self.server / "grader" / "__init__.py").write_text("")
+        for f in ("__init__.py", "server.py"):
+            shutil.copyfile(SERVER_DIR / f, self.server / "grader" / "sandbox" / f)
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            os.chmod(dirpath, 0o555)       # readable by the sandbox's user, writable by nobody
+            for name in filenames:
+                os.chmod(os.path.join(dirpath, name), 0o444)
+        self.roots = [str(self.kit), str(self.server), str(self.reference)]
+        self.digest = tree_digest(self.roots)
+        self._tree_digest = tree_digest
+
+    def verify(self) -> None:
+        now = self._tree_digest(self.roots)
+        if now != self.digest:
+            raise JudgeChanged(f"the judge's code in {self.root} changed during the batch (digest {now[:12]} "
+                               f"instead of {self.digest[:12]}): grading stopped")
+
+    def cleanup(self) -> None:
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            os.chmod(dirpath, 0o755)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def server_command(stage: JudgeStage, sandbox: bool = True) -> tuple:
+    """(argv, env) starting a server on ``stage``'s copy of the judge."""
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "MPLCONFIGDIR": "/tmp/mpl",
-           "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8",
-           "PYTHONPATH": f"{kit_dir}:{SERVER_DIR.parent.parent}" if bwrap_path() is None else "/opt/dlhw-kit:/opt/dlhw-server"}
-    py = [sys.executable, "-u", "-m", "grader.sandbox.server"]
+           "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"}
+    py = [sys.executable, "-u", "-s", "-m", "grader.sandbox.server"]
+    if not sandbox:
+        env.update(PYTHONPATH=f"{stage.kit}:{stage.server}", DLHW_JUDGE_ROOTS=":".join(stage.roots),
+                   DLHW_REFERENCE_ROOT=str(stage.reference))
+        return py, env
     bw = bwrap_path()
     if bw is None:
-        return py, env
-    args = [bw, "--unshare-all", "--die-with-parent", "--new-session",
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        raise SandboxUnavailable("bubblewrap (bwrap) is not installed: " + BWRAP_INSTALL)
+    env.update(PYTHONPATH=f"{KIT_MOUNT}:{SERVER_MOUNT}", DLHW_JUDGE_ROOTS=f"{KIT_MOUNT}:{SERVER_MOUNT}:{REFERENCE_MOUNT}",
+               DLHW_REFERENCE_ROOT=REFERENCE_MOUNT)
+    args = [bw, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net", "--unshare-ipc",
+            "--unshare-uts", "--unshare-cgroup-try"]
+    if os.getuid() == 0:
+        # root: no user namespace for the server; it keeps only what it needs to run each
+        # submission as another user (which then makes its own user namespace)
+        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        args += ["--unshare-user"]
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--perms", "0755", "--dir", "/submission"]
+    binds = []
     for d in ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/sbin"):
         if os.path.islink(d):
             args += ["--symlink", os.readlink(d), d]
         elif os.path.isdir(d):
-            args += ["--ro-bind", d, d]
+            binds.append((d, d))
     for f in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime", "/etc/passwd", "/etc/group"):
         if os.path.exists(f):
-            args += ["--ro-bind", f, f]
+            binds.append((f, f))
     for root in _python_roots():
         if not str(root).startswith(("/usr/", "/bin", "/lib")):
-            args += ["--ro-bind", str(root), str(root)]
-    # only the server's own package goes in, at a neutral path, never the repository
-    args += ["--ro-bind", str(kit_dir), "/opt/dlhw-kit",
-             "--dir", "/opt/dlhw-server/grader",
-             "--ro-bind", str(SERVER_DIR.parent / "__init__.py"), "/opt/dlhw-server/grader/__init__.py",
-             "--ro-bind", str(SERVER_DIR), "/opt/dlhw-server/grader/sandbox",
-             "--bind", str(work_root), str(work_root),
-             "--chdir", "/tmp"]
+            binds.append((str(root), str(root)))
+    # only the staged judge goes in, at neutral paths: never the repository or the course
+    binds += [(str(stage.kit), KIT_MOUNT), (str(stage.server), SERVER_MOUNT), (str(stage.reference), REFERENCE_MOUNT)]
+    # the folders above the mounts: bubblewrap would make them 0700, closed to the student's user
+    parents = sorted({str(p) for _, dest in binds for p in Path(dest).parents if str(p) != "/"},
+                     key=lambda p: (p.count("/"), p))
+    for p in parents:
+        args += ["--perms", "0755", "--dir", p]
+    for src, dest in binds:
+        args += ["--ro-bind", src, dest]
+    args += ["--remount-ro", "/", "--chdir", "/tmp"]
     return args + py, env
 
 
 class WarmServer:
     """One warm grading server process; ``run(job)`` grades one submission on it."""
 
-    def __init__(self, kit_dir: Path, work_root: Path):
-        argv, env = server_command(kit_dir, work_root)
+    def __init__(self, stage: JudgeStage, sandbox: bool = True):
+        stage.verify()
+        argv, env = server_command(stage, sandbox)
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=env, close_fds=True)
+                                     stderr=subprocess.PIPE, env=env, close_fds=True, bufsize=0)
         self._stderr = []
         threading.Thread(target=self._drain, daemon=True).start()
-        hello = self._recv()
+        hello = self._recv(timeout=300)
         if hello is None or hello.get("op") != "ready":
+            self.kill()
             raise RuntimeError("the grading server did not start:\n" + "".join(self._stderr)[-3000:])
+        if hello.get("digest") != stage.digest:
+            self.kill()
+            raise JudgeChanged("a grading server started with other judge code than the batch's "
+                               f"({str(hello.get('digest'))[:12]} instead of {stage.digest[:12]}): grading stopped")
 
     def _drain(self):
         for line in iter(self.proc.stderr.readline, b""):
             if len(self._stderr) < 200:
                 self._stderr.append(line.decode(errors="replace"))
 
-    def _recv(self):
-        head = self.proc.stdout.read(8)
-        if len(head) < 8:
+    def _read(self, n: int, deadline: Optional[float]) -> Optional[bytes]:
+        # raw reads on the descriptor: a buffered reader would hide bytes from select()
+        fd, chunks = self.proc.stdout.fileno(), []
+        while n:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([fd], [], [], left)[0]:
+                    return None
+            b = os.read(fd, min(n, 1 << 20))
+            if not b:
+                return None
+            chunks.append(b)
+            n -= len(b)
+        return b"".join(chunks)
+
+    def _recv(self, timeout: Optional[float] = None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        head = self._read(8, deadline)
+        if head is None:
             return None
         (n,) = struct.unpack("<Q", head)
-        return json.loads(self.proc.stdout.read(n))
+        body = self._read(n, None if deadline is None else deadline + 60)
+        return None if body is None else json.loads(body)
 
     def run(self, job: dict) -> dict:
+        """The submission's result. Cells finished before the server died keep their results;
+        the others say what happened. A submission is never re-run."""
         data = json.dumps(job).encode()
-        self.proc.stdin.write(struct.pack("<Q", len(data)) + data)
-        self.proc.stdin.flush()
-        result = self._recv()
-        if result is None:
-            raise RuntimeError("the grading server stopped:\n" + "".join(self._stderr)[-3000:])
-        if "fatal" in result:
-            raise RuntimeError("the grading server failed:\n" + result["fatal"])
-        return result
+        cells = [None] * len(job["cells"])
+        try:
+            self.proc.stdin.write(struct.pack("<Q", len(data)) + data)
+            self.proc.stdin.flush()
+        except OSError:
+            return self._lost(cells, "the grading server had stopped before this submission")
+        # every cell ends within its time limit; a replay re-runs at most all cells before it
+        patience = float(job.get("cell_timeout", 60)) * (len(cells) + 2) + 60
+        while True:
+            msg = self._recv(timeout=patience)
+            if msg is None:
+                how = "stopped answering" if self.alive() else f"died ({self._exit()})"
+                self.kill()
+                return self._lost(cells, f"the grading server {how} while grading this submission")
+            if msg.get("op") == "cell":
+                k = int(msg["index"])
+                if 0 <= k < len(cells):
+                    cells[k] = msg["result"]
+                continue
+            if "fatal" in msg:
+                raise RuntimeError("the grading server failed:\n" + str(msg["fatal"])[-3000:])
+            for k, c in enumerate(cells):
+                if c is None:
+                    cells[k] = {"status": "not_run", "verdicts": [], "message": "not run"}
+            return {"cells": cells, "seconds": float(msg.get("seconds", 0.0))}
+
+    def _exit(self) -> str:
+        code = self.proc.poll()
+        return f"exit status {code}" if code is not None and code >= 0 else f"signal {-code}" if code else "unknown"
+
+    def _lost(self, cells, why: str) -> dict:
+        for k, c in enumerate(cells):
+            if c is None:
+                cells[k] = {"status": "died", "verdicts": [],
+                            "message": f"{why}; this cell and the ones after it score zero (the submission "
+                                       "is not re-run: it may have altered the environment it ran in)"}
+        return {"cells": cells, "seconds": 0.0, "crashed": why}
 
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def kill(self):
+        try:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        except Exception:
+            pass
+
     def close(self):
         try:
             self.proc.stdin.close()
-            self.proc.wait(timeout=5)
+            self.proc.wait(timeout=10)
         except Exception:
-            self.proc.kill()
+            self.kill()

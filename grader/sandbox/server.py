@@ -1,27 +1,44 @@
-"""The warm grading server: imports the heavy libraries once, then forks one child per submission.
+"""The warm grading server: the judge, and the zygote that forks one sandbox per submission.
 
-Started once per worker (inside bubblewrap when available, see ``grader.sandbox.client``), it
-reads jobs from stdin and writes results to stdout, one length-prefixed JSON message each.
-For every job it forks a child that runs the student's cells one at a time, driven from here:
+Started once per worker (inside bubblewrap, see ``grader.sandbox.client``), it imports the heavy
+libraries once, then reads jobs (one submission each) from stdin and writes length-prefixed JSON
+messages to stdout: one ``cell`` message per finished cell, then ``done``.
 
-* the child runs student code; this process never does. It is the *judge*: when a test cell
-  calls ``check(...)``, the child asks here for the inputs and sends back plain outputs
-  (JSON + .npy, never pickle); the verdict is decided and recorded here;
-* a cell that runs past its time limit is killed; the child is restarted, the cells before it
-  replayed (their verdicts are already recorded) and grading goes on after it;
-* a child that dies (os._exit, a segfault, the memory cap) ends the run: the remaining cells
-  are reported as not run, so they score zero;
-* the memory cap is an RLIMIT_AS on the child; output beyond a limit is truncated.
+Who runs what:
+
+* this process is the *judge*: it hands out each check's inputs and decides the verdict with
+  the oracles. It never runs student code, it is not dumpable (no ptrace, no /proc/PID/mem),
+  and in the root set-up it runs as another user than student code;
+* for every submission it forks a child that isolates itself before any student code runs
+  (:func:`_enter_sandbox`): a new user, mount, PID, network and IPC namespace; a private
+  size-capped tmpfs for ``/submission`` (the assignment's helper files, written from the job)
+  and for ``/tmp``; everything else read-only; no capabilities, no new privileges; limits on
+  memory, file size, open files and processes. Student code runs as PID 1 of its own PID
+  namespace, so when it ends every process it started (double-forked daemons included) is
+  killed by the kernel, and it cannot address the judge's process at all;
+* the judge decides what each cell may ask for: a test cell gets exactly the checks its source
+  calls, visible or hidden as the source says (the child's claims are ignored); every message
+  carries the cell's nonce; a malformed message is a protocol violation that fails that cell
+  only (the child is replaced and the cells before it are replayed in a fresh sandbox);
+* a cell that runs past its time limit is killed the same way; a child that dies (os._exit, a
+  segfault, the memory cap) ends the submission: the remaining cells are reported as not run;
+* a graded function's calls to the graded functions it depends on (dlhw/checks/deps.py) are
+  answered, during its own check only, by a reference helper: a process forked before this
+  one imported anything of dlhw, which alone imports the full package. The reference never
+  enters a submission's memory, and its folder is covered in every submission's sandbox.
 
 Forking from a process that already imported numpy, torch, matplotlib and the checks is what
 makes this fast: nbgrader starts a fresh kernel and re-imports all of it for every notebook.
 """
 from __future__ import annotations
 
+import base64
+import ctypes
 import hashlib
 import io
 import json
 import os
+import secrets
 import select
 import signal
 import struct
@@ -35,11 +52,18 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+MAX_FRAME = 64 << 20            # the largest message a child may send (outputs are arrays)
+SUBMISSION_DIR = "/submission"  # the student's scratch folder inside the sandbox
+REFERENCE_MOUNT = "/opt/dlhw-ref"   # the full dlhw (with solutions): the judge's, never the student's
+
 # ------------------------------------------------------------------------------- framing
 
 def send(fd: int, obj) -> None:
     data = json.dumps(obj).encode()
-    data = struct.pack("<Q", len(data)) + data
+    _write_all(fd, struct.pack("<Q", len(data)) + data)
+
+
+def _write_all(fd: int, data: bytes) -> None:
     while data:
         data = data[os.write(fd, data):]
 
@@ -58,6 +82,122 @@ def recv_exact(fd: int, n: int) -> bytes:
 def recv(fd: int):
     (n,) = struct.unpack("<Q", recv_exact(fd, 8))
     return json.loads(recv_exact(fd, n))
+
+
+# ------------------------------------------------------------------------------- the judge's code
+
+def tree_digest(roots) -> str:
+    """sha256 over every file (relative path and content) under ``roots``: the judge's identity."""
+    h = hashlib.sha256()
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            for name in sorted(filenames):
+                if name.endswith(".pyc"):
+                    continue
+                path = os.path.join(dirpath, name)
+                h.update(os.path.relpath(path, root).encode() + b"\0")
+                with open(path, "rb") as fh:
+                    h.update(hashlib.sha256(fh.read()).digest())
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------- the sandbox
+
+_libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 1, 2, 4, 16384, 1 << 18
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP = 1, 4, 24
+PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 38, 47, 4
+
+
+def _ok(ret: int, what: str) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _prctl(*args) -> int:
+    return _libc.prctl(*[ctypes.c_ulong(a) for a in args])
+
+
+def _mount_tmpfs(target: str, size_mb: int) -> None:
+    opts = f"size={int(size_mb)}m,nr_inodes=65536,mode=1777".encode()
+    _ok(_libc.mount(b"tmpfs", target.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, opts), f"mount tmpfs on {target}")
+
+
+def _enter_sandbox(job: dict) -> None:
+    """Isolate this (not yet student) process; see the module docstring. Raises OSError."""
+    uid = int(job.get("student_uid", -1))
+    if os.getuid() == 0 and uid > 0:
+        # the root set-up: student code never runs as the judge's user
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+    # a changed uid leaves the process undumpable, which makes /proc/self/uid_map root's
+    _prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+    me_u, me_g = os.getuid(), os.getgid()
+    _ok(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS),
+        "unshare")
+    with open("/proc/self/setgroups", "w") as fh:
+        fh.write("deny")
+    with open("/proc/self/uid_map", "w") as fh:
+        fh.write(f"{me_u} {me_u} 1")
+    with open("/proc/self/gid_map", "w") as fh:
+        fh.write(f"{me_g} {me_g} 1")
+    _ok(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make mounts private")
+    disk = int(job.get("disk_mb", 256))
+    _mount_tmpfs("/tmp", disk)
+    _mount_tmpfs(SUBMISSION_DIR, disk)
+    if os.path.isdir(REFERENCE_MOUNT):
+        # the judge's reference (for graded dependencies, see dlhw/checks/deps.py) is covered
+        # by an empty read-only folder; without capabilities the student cannot uncover it
+        _ok(_libc.mount(b"tmpfs", REFERENCE_MOUNT.encode(), b"tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY,
+                        b"size=4k,mode=0555"), "cover the reference")
+
+
+def _drop_privileges() -> None:
+    """No capabilities (not even in the submission's own namespaces), no new privileges."""
+    _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    for cap in range(64):
+        _prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                    ("inheritable", ctypes.c_uint32)]
+
+    _ok(_libc.capset(ctypes.byref(Header(0x20080522, 0)), (Data * 2)()), "drop capabilities")
+    _ok(_prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+
+
+def _write_files(workdir: str, files: dict) -> None:
+    for name, b64 in files.items():
+        if "/" in name or name.startswith("."):
+            continue
+        with open(os.path.join(workdir, name), "wb") as fh:
+            fh.write(base64.b64decode(b64))
+
+
+def _apply_limits(job: dict) -> None:
+    import resource
+    cap = int(job.get("memory_mb", 2048)) << 20
+    with open("/proc/self/status") as fh:
+        vm = next((int(line.split()[1]) << 10 for line in fh if line.startswith("VmSize:")), 0)
+    # the cap is on top of what the warm process already maps (torch maps a lot)
+    limits = [(resource.RLIMIT_AS, vm + cap), (resource.RLIMIT_FSIZE, int(job.get("disk_mb", 256)) << 20),
+              (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NOFILE, 256)]
+    if job.get("isolate"):
+        # counted per user namespace: the submission's own processes only
+        limits.append((resource.RLIMIT_NPROC, int(job.get("max_procs", 64))))
+    for what, value in limits:
+        try:
+            resource.setrlimit(what, (value, value))
+        except (ValueError, OSError):
+            pass
 
 
 # ------------------------------------------------------------------------------- child side
@@ -87,33 +227,57 @@ class _LimitedWriter(io.TextIOBase):
         return out
 
 
-def _child(rfd: int, wfd: int, job: dict) -> None:
-    """Run cells on request until told to stop. Never returns."""
-    import resource
+def _recv_cell(ctl):
+    """The next cell to run and its two fresh descriptors, from the judge's control socket."""
+    import socket
+    head, fds, _, _ = socket.recv_fds(ctl, 8, 2)
+    if not head:
+        raise EOFError
+    while len(head) < 8:
+        more = ctl.recv(8 - len(head))
+        if not more:
+            raise EOFError
+        head += more
+    (n,) = struct.unpack("<Q", head)
+    body = b""
+    while len(body) < n:
+        more = ctl.recv(min(n - len(body), 1 << 20))
+        if not more:
+            raise EOFError
+        body += more
+    return json.loads(body), fds
 
-    try:
-        cap = int(job.get("memory_mb", 2048)) << 20
-        with open("/proc/self/status") as fh:
-            vm = next((int(line.split()[1]) << 10 for line in fh if line.startswith("VmSize:")), 0)
-        # the cap is on top of what the warm process already maps (torch maps a lot)
-        resource.setrlimit(resource.RLIMIT_AS, (vm + cap, vm + cap))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (256 << 20, 256 << 20))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    except (ValueError, OSError):
-        pass
-    os.chdir(job["workdir"])
-    # helper modules copied next to the notebook (an assignment's blocks.py) import as they
-    # do in Jupyter, where the notebook's folder is on the path
-    sys.path.insert(0, job["workdir"])
-    # C-level writes to fds 1/2 go nowhere; Python-level output is captured per cell
+
+def _student(ctl_fd: int, job: dict) -> None:
+    """Run cells on request until told to stop, inside the sandbox. Never returns.
+
+    Each cell gets a fresh pair of pipes to the judge (passed with it over the control
+    socket): whatever a cell writes to its channel, forged or garbage, cannot reach the
+    channel of the cells after it.
+    """
+    import socket
+    _apply_limits(job)
+    if job.get("isolate"):
+        _drop_privileges()
+    workdir = job["workdir"]
+    os.chdir(workdir)
+    # helper modules next to the notebook (an assignment's blocks.py) import as in Jupyter
+    sys.path.insert(0, workdir)
+    # C-level writes to fds 1/2 go nowhere; Python-level output is captured per cell. No other
+    # descriptor of the judge's survives: only the control socket.
     devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):   # the job pipe (0) and the result pipe (1) are not the student's
+    for fd in (0, 1, 2):
         os.dup2(devnull, fd)
+    keep = sorted({0, 1, 2, ctl_fd})
+    for lo, hi in zip(keep, keep[1:] + [65536]):
+        os.closerange(lo + 1, hi)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    ctl = socket.socket(fileno=ctl_fd)
 
     import dlhw.checks.core as core
     from dlhw.checks.wire import encode
-    core._CHANNEL = core._Channel(rfd, wfd)
+    core.set_policy(job.get("forbidden"))
 
     from IPython.core.interactiveshell import InteractiveShell
     shell = InteractiveShell.instance(colors="NoColor", history_length=0)
@@ -122,11 +286,14 @@ def _child(rfd: int, wfd: int, job: dict) -> None:
     real_stdout, real_stderr = sys.stdout, sys.stderr
     while True:
         try:
-            msg = recv(rfd)
-        except EOFError:
+            msg, fds = _recv_cell(ctl)
+        except (EOFError, OSError, ValueError):
             os._exit(0)
-        if msg.get("op") != "run":
+        if not isinstance(msg, dict) or msg.get("op") != "run" or len(fds) != 2:
             os._exit(3)
+        req_w, rep_r = fds
+        core._CHANNEL = core._Channel(rep_r, req_w)
+        core._CHANNEL.nonce = str(msg.get("nonce", ""))
         out, err = _LimitedWriter(limit), _LimitedWriter(limit)
         sys.stdout, sys.stderr = out, err
         error = None
@@ -140,77 +307,121 @@ def _child(rfd: int, wfd: int, job: dict) -> None:
             error = {"ename": type(exc).__name__, "evalue": str(exc)[:4000], "traceback": ""}
         finally:
             sys.stdout, sys.stderr = real_stdout, real_stderr
-        # the captured error text is what IPython printed; keep ours structured instead
-        core._CHANNEL._send(encode({"op": "done", "stdout": out.text(),
-                                    "stderr": err.text() if error is None else "", "error": error}))
-
-
-# ------------------------------------------------------------------------------- judge side
-
-class Judge:
-    """Hands out inputs and records verdicts for one submission."""
-
-    def __init__(self, seed: str):
-        from dlhw.checks import core
-        self.core = core
-        self.seed = seed
-        self.pending = {}
-        self.calls = {}
-
-    def _seed(self, cell: int, check: str, hidden: bool) -> int:
-        # deterministic per (secret, student, cell, check, call number): regrading gives the
-        # same inputs, and students cannot predict them
-        n = self.calls.get((cell, check, hidden), 0)
-        self.calls[(cell, check, hidden)] = n + 1
-        h = hashlib.sha256(f"{self.seed}|{cell}|{check}|{hidden}|{n}".encode()).digest()
-        return int.from_bytes(h[:4], "little")
-
-    def inputs(self, cell: int, name: str, hidden: bool):
-        chk = self.core.get(name)
-        inputs = self.core.draw_inputs(chk, bool(hidden), seed=self._seed(cell, name, bool(hidden)))
-        self.pending[name] = inputs
-        return inputs
-
-    def verdict(self, name: str, outputs):
-        if name not in self.pending:
-            return False, f"{name}: outputs arrived without a request for inputs"
-        inputs = self.pending.pop(name)
         try:
-            chk = self.core.get(name)
-        except ValueError as exc:
-            return False, str(exc)
-        return self.core.judge(chk, inputs, outputs)
+            core._CHANNEL._send(encode({"op": "done", "nonce": core._CHANNEL.nonce, "stdout": out.text(),
+                                        "stderr": err.text() if error is None else "", "error": error}))
+        except OSError:
+            pass
+        for fd in (req_w, rep_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _last_words(fd: int) -> None:
+    """A child that failed before running student code says why, as a cell's 'done' would."""
+    try:
+        from dlhw.checks.wire import encode
+        payload = encode({"op": "done", "nonce": "", "stdout": "", "stderr": "",
+                          "error": {"ename": "GraderError", "evalue": traceback.format_exc()[-2000:], "traceback": ""}})
+        _write_all(fd, struct.pack("<Q", len(payload)) + payload)
+    except BaseException:
+        pass
 
 
 def _fork_child(job: dict):
-    to_child_r, to_child_w = os.pipe()
-    to_parent_r, to_parent_w = os.pipe()
+    """Fork a sandboxed child; returns (pids to kill, control socket) or raises RuntimeError."""
+    import socket
+    ctl_judge, ctl_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    hello_r, hello_w = os.pipe()
     pid = os.fork()
     if pid == 0:
+        code = 4
         try:
-            os.close(to_child_w)
-            os.close(to_parent_r)
-            _child(to_child_r, to_parent_w, job)
-        except BaseException:
-            pass
+            ctl_judge.close()
+            os.close(hello_r)
+            if not job.get("isolate"):
+                import tempfile
+                job["workdir"] = tempfile.mkdtemp(prefix="submission-")
+                _write_files(job["workdir"], job.get("files", {}))
+                send(hello_w, {"op": "started", "pid": os.getpid()})
+                os.close(hello_w)
+                _student(ctl_child.detach(), job)
+            _enter_sandbox(job)
+            job["workdir"] = SUBMISSION_DIR
+            student = os.fork()     # PID 1 of the submission's PID namespace
+            if student == 0:
+                try:
+                    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+                    os.close(hello_w)
+                    _write_files(SUBMISSION_DIR, job.get("files", {}))
+                    _student(ctl_child.detach(), job)
+                finally:
+                    os._exit(4)
+            ctl_child.close()
+            send(hello_w, {"op": "started", "pid": student})
+            os.close(hello_w)
+            os.waitpid(student, 0)
+            code = 0
+        except BaseException as exc:
+            try:
+                send(hello_w, {"op": "sandbox_error", "error": f"{type(exc).__name__}: {exc}"})
+            except Exception:
+                pass
+            code = 5
         finally:
-            os._exit(4)
-    os.close(to_child_r)
-    os.close(to_parent_w)
-    return pid, to_parent_r, to_child_w
-
-
-def _kill(pid: int, *fds) -> str:
+            os._exit(code)
+    ctl_child.close()
+    os.close(hello_w)
+    ready = select.select([hello_r], [], [], 30)[0]
     try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        hello = recv(hello_r) if ready else {"op": "sandbox_error", "error": "no answer in 30 s"}
+    except (EOFError, ValueError, struct.error):
+        hello = {"op": "sandbox_error", "error": "the sandbox exited while starting"}
+    os.close(hello_r)
+    if hello.get("op") != "started":
+        ctl_judge.close()
+        _kill([pid])
+        raise RuntimeError("could not create the submission's sandbox: " + str(hello.get("error")))
+    return [int(hello["pid"]), pid], ctl_judge
+
+
+def _send_cell(ctl, msg: dict):
+    """Send a cell to run with a fresh channel; returns the judge's ends (read requests, write replies)."""
+    import socket
+    req_r, req_w = os.pipe()
+    rep_r, rep_w = os.pipe()
+    body = json.dumps(msg).encode()
+    try:
+        socket.send_fds(ctl, [struct.pack("<Q", len(body))], [req_w, rep_r])
+        ctl.sendall(body)
+    finally:
+        os.close(req_w)
+        os.close(rep_r)
+    return req_r, rep_w
+
+
+def _close(*fds) -> None:
     for fd in fds:
         try:
-            os.close(fd)
+            fd.close() if hasattr(fd, "close") else os.close(fd)
         except OSError:
             pass
-    return _reap(pid)
+
+
+def _kill(pids, *fds) -> str:
+    for p in pids:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    _close(*fds)
+    how = "unknown"
+    for p in pids:
+        how = _reap(p) if how == "unknown" else how
+    _reap_strays()
+    return how
 
 
 def _reap(pid: int) -> str:
@@ -224,115 +435,325 @@ def _reap(pid: int) -> str:
     return f"exit status {os.WEXITSTATUS(status)}"
 
 
-def run_job(job: dict) -> dict:
+def _reap_strays() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+# ------------------------------------------------------------------------------- judge side
+
+class Judge:
+    """Hands out inputs and records verdicts for one submission.
+
+    The judge, not the student's process, decides which checks a cell may run and whether
+    they are hidden: a test cell gets the calls its (restored) source makes, in that order.
+    """
+
+    def __init__(self, seed: str):
+        from dlhw.checks import core
+        self.core = core
+        self.seed = seed
+        self.pending = {}
+        self.calls = {}
+        self.allowed = []
+        self.deps_used = {}
+
+    def start_cell(self, cell: int, calls) -> None:
+        self.cell = cell
+        self.allowed = [(str(n), bool(h)) for n, h in (calls or [])]
+        self.test = calls is not None
+        self.pending = {}
+        self.deps_used = {}
+
+    def _seed(self, cell: int, check: str, hidden: bool) -> int:
+        # deterministic per (secret, student, cell, check, call number): regrading gives the
+        # same inputs, and students cannot predict them
+        n = self.calls.get((cell, check, hidden), 0)
+        self.calls[(cell, check, hidden)] = n + 1
+        h = hashlib.sha256(f"{self.seed}|{cell}|{check}|{hidden}|{n}".encode()).digest()
+        return int.from_bytes(h[:4], "little")
+
+    def inputs(self, name: str):
+        if self.test:
+            slot = next((i for i, (n, _) in enumerate(self.allowed) if n == name), None)
+            if slot is None:
+                raise ValueError(f"this cell does not run the check {name!r} (or ran it already)")
+            hidden = self.allowed.pop(slot)[1]
+        else:
+            hidden = False          # a student's own check() call outside a test cell
+        chk = self.core.get(name)
+        inputs = self.core.draw_inputs(chk, hidden, seed=self._seed(self.cell, name, hidden))
+        self.pending[name] = (inputs, hidden)
+        return inputs
+
+    def verdict(self, name: str, outputs):
+        if name not in self.pending:
+            return False, f"{name}: outputs arrived without a request for inputs", False
+        inputs, hidden = self.pending.pop(name)
+        used = self.deps_used.pop(name, [])
+        try:
+            chk = self.core.get(name)
+        except ValueError as exc:
+            return False, str(exc), hidden
+        passed, message = self.core.judge(chk, inputs, outputs)
+        if used:
+            message += (f" (graded with the reference {', '.join(used)} in place of yours, which "
+                        f"{'is' if len(used) == 1 else 'are'} graded in {'its' if len(used) == 1 else 'their'} own tests)")
+        return passed, message, hidden
+
+    def dependency(self, function: str):
+        """The check (pending now) that may have ``function`` evaluated by the reference, or None."""
+        from dlhw.checks.deps import dependencies_of
+        for name in self.pending:
+            if function in dependencies_of(self.core.get(name).functions):
+                return name
+        return None
+
+
+def run_job(job: dict, out_fd: int) -> dict:
+    """Grade one submission; send each finished cell's result on ``out_fd`` as it comes."""
     from dlhw.checks.wire import WireError, decode, encode
 
     cells = job["cells"]
     timeout = float(job.get("cell_timeout", 30))
     judge = Judge(job.get("seed", "0"))
     results = [None] * len(cells)
-    skip = set()            # cells that timed out: not replayed
+    skip = set()            # cells that timed out or broke the protocol: not replayed
     start = time.monotonic()
+
+    def finish(k, result):
+        results[k] = result
+        send(out_fd, {"op": "cell", "index": k, "result": result})
+
+    def reply(wfd, obj):
+        reply_raw(wfd, encode(obj))
+
+    def reply_raw(wfd, payload: bytes):
+        _write_all(wfd, struct.pack("<Q", len(payload)) + payload)
+
     i = 0
     while i < len(cells):
-        pid, rfd, wfd = _fork_child(job)
+        try:
+            pids, ctl = _fork_child(job)
+        except RuntimeError as exc:
+            return {"fatal": str(exc)}
         replaying = [k for k in range(i) if k not in skip]
-        order = replaying + list(range(i, len(cells)))
         died = None
-        for k in order:
+        rfd = wfd = None
+        for k in replaying + list(range(i, len(cells))):
             replay = k < i
             cell = cells[k]
+            nonce = secrets.token_hex(16)
+            judge.start_cell(k, cell.get("calls"))
             verdicts = []
             try:
-                send(wfd, {"op": "run", "source": cell["source"]})
+                rfd, wfd = _send_cell(ctl, {"op": "run", "source": cell["source"], "nonce": nonce})
             except OSError:
                 died = "the kernel had exited before this cell"
                 break
             deadline = time.monotonic() + timeout
-            done = None
+            done, violation = None, None
             while done is None:
-                left = deadline - time.monotonic()
-                ready = select.select([rfd], [], [], max(left, 0))[0] if left > 0 else []
-                if not ready:
+                try:
+                    raw = _read_frame(rfd, deadline)
+                except TimeoutError:
                     done = "timeout"
                     break
-                try:
-                    (n,) = struct.unpack("<Q", recv_exact(rfd, 8))
-                    if n > (512 << 20):
-                        raise EOFError
-                    raw = recv_exact(rfd, n)
                 except EOFError:
-                    done = "died"
+                    time.sleep(0.2)
+                    # the channel closed under a live kernel: the cell's code closed it
+                    if _alive(pids[1]):
+                        violation = "it closed the grader's channel"
+                    else:
+                        done = "died"
+                    break
+                except ValueError as exc:
+                    violation = str(exc)
                     break
                 try:
                     msg = decode(raw)
-                except WireError:
-                    msg = {}
-                op = msg.get("op") if isinstance(msg, dict) else None
-                if op == "inputs":
-                    try:
-                        inputs = judge.inputs(k, str(msg.get("check")), bool(msg.get("hidden")))
-                        payload = encode(inputs)
-                    except Exception as exc:
-                        payload = encode({"__error__": str(exc)})
-                    os.write(wfd, struct.pack("<Q", len(payload)))
-                    _write_all(wfd, payload)
-                elif op == "outputs":
-                    passed, message = judge.verdict(str(msg.get("check")), msg.get("outputs"))
-                    verdicts.append({"check": str(msg.get("check")), "passed": passed, "message": message})
-                    payload = encode({"passed": passed, "message": message})
-                    os.write(wfd, struct.pack("<Q", len(payload)))
-                    _write_all(wfd, payload)
-                elif op == "done":
-                    done = msg
-                else:
-                    done = "died"
+                except (WireError, ValueError, TypeError, KeyError):
+                    violation = "a message that is not the grader's format"
                     break
+                if not isinstance(msg, dict):
+                    violation = "a message that is not the grader's format"
+                    break
+                if msg.get("nonce") != nonce:
+                    continue        # forged: ignored
+                op = msg.get("op")
+                try:
+                    if op == "inputs":
+                        try:
+                            reply(wfd, judge.inputs(str(msg.get("check"))))
+                        except (OSError, WireError):
+                            raise
+                        except Exception as exc:
+                            reply(wfd, {"__error__": str(exc)})
+                    elif op == "outputs":
+                        name = str(msg.get("check"))
+                        passed, message, hidden = judge.verdict(name, msg.get("outputs"))
+                        verdicts.append({"check": name, "hidden": hidden, "passed": passed, "message": message})
+                        reply(wfd, {"passed": passed, "message": message})
+                    elif op == "dep":
+                        reply_raw(wfd, _evaluate_dependency(judge, job, msg, deadline))
+                    elif op == "done":
+                        done = msg
+                    else:
+                        violation = f"an unknown message {str(op)[:40]!r}"
+                        break
+                except OSError:
+                    pass            # the cell closed its reply pipe: its own check calls fail
+            _close(rfd, wfd)
+            if violation is not None:
+                _kill(pids, ctl)
+                if replay:
+                    died = f"the kernel broke the grading protocol while re-running the cells before cell {i}"
+                    break
+                finish(k, {"status": "protocol", "verdicts": verdicts,
+                           "message": f"this cell wrote to the grader's channel ({violation}); it scores "
+                                      "zero and the cells after it were graded in a fresh kernel"})
+                skip.add(k)
+                i = k + 1
+                break
             if replay:
-                if done == "timeout" or done == "died":
+                if done in ("timeout", "died"):
                     # a cell that passed before fails on replay: stop replaying, report it
                     died = f"the kernel died while re-running the cells before cell {i}"
                     break
                 continue
             if done == "timeout":
-                results[k] = {"status": "timeout", "verdicts": verdicts,
-                              "message": f"this cell ran longer than the limit of {timeout:g} s and was stopped"}
+                finish(k, {"status": "timeout", "verdicts": verdicts,
+                           "message": f"this cell ran longer than the limit of {timeout:g} s and was stopped"})
                 skip.add(k)
-                _kill(pid, rfd, wfd)
+                _kill(pids, ctl)
                 i = k + 1
                 break
             if done == "died":
-                how = _kill(pid, rfd, wfd)
-                results[k] = {"status": "died", "verdicts": verdicts,
-                              "message": f"the kernel died while running this cell ({how}); the cells after it "
-                                         "were not run and score zero"}
+                how = _kill(pids, ctl)
+                finish(k, {"status": "died", "verdicts": verdicts,
+                           "message": f"the kernel died while running this cell ({how}); the cells after it "
+                                      "were not run and score zero"})
                 for rest in range(k + 1, len(cells)):
-                    results[rest] = {"status": "not_run", "verdicts": [],
-                                     "message": f"not run: the kernel died in an earlier cell"}
-                return {"cells": results, "seconds": time.monotonic() - start}
-            results[k] = {"status": "error" if done.get("error") else "ok", "verdicts": verdicts,
-                          "stdout": str(done.get("stdout", ""))[:200000],
-                          "stderr": str(done.get("stderr", ""))[:200000],
-                          "error": done.get("error")}
+                    finish(rest, {"status": "not_run", "verdicts": [],
+                                  "message": "not run: the kernel died in an earlier cell"})
+                return {"op": "done", "seconds": time.monotonic() - start}
+            finish(k, {"status": "error" if done.get("error") else "ok", "verdicts": verdicts,
+                       "stdout": str(done.get("stdout", ""))[:200000],
+                       "stderr": str(done.get("stderr", ""))[:200000],
+                       "error": done.get("error")})
         else:
-            _kill(pid, rfd, wfd)
+            _kill(pids, ctl)
             i = len(cells)
             continue
         if died:
-            _kill(pid, rfd, wfd)
+            _kill(pids, ctl)
             for rest in range(len(cells)):
                 if results[rest] is None:
-                    results[rest] = {"status": "not_run", "verdicts": [], "message": f"not run: {died}"}
+                    finish(rest, {"status": "not_run", "verdicts": [], "message": f"not run: {died}"})
             break
-    return {"cells": results, "seconds": time.monotonic() - start}
+    return {"op": "done", "seconds": time.monotonic() - start}
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    while data:
-        data = data[os.write(fd, data):]
+_REFERENCE = {}     # the reference helper: {"pid", "rfd", "wfd"}
+
+
+def _start_reference_helper(root: str) -> None:
+    """Fork, before this process imports any of dlhw, a helper that imports the reference.
+
+    The judge itself never imports it, so no submission forked from the judge holds it in
+    memory; the helper's pipes are the judge's alone.
+    """
+    to_r, to_w = os.pipe()
+    back_r, back_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(to_w)
+            os.close(back_r)
+            _prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+            sys.path.insert(0, root)
+            import importlib
+            import numpy  # noqa: F401
+            from dlhw.checks.wire import decode, encode
+            while True:
+                try:
+                    (n,) = struct.unpack("<Q", recv_exact(to_r, 8))
+                    req = decode(recv_exact(to_r, n))
+                except EOFError:
+                    break
+                try:
+                    module, name = str(req["ref"]).split(":")
+                    fn = getattr(importlib.import_module(module), name)
+                    payload = encode({"result": fn(*req["args"], **req["kwargs"])})
+                except BaseException as exc:
+                    payload = encode({"__error__": f"{type(exc).__name__}: {str(exc)[:300]}"})
+                _write_all(back_w, struct.pack("<Q", len(payload)) + payload)
+        finally:
+            os._exit(0)
+    os.close(to_r)
+    os.close(back_w)
+    _REFERENCE.update(pid=pid, rfd=back_r, wfd=to_w)
+
+
+def _evaluate_dependency(judge, job: dict, msg: dict, deadline: float) -> bytes:
+    """The judge's answer to a graded function's call of one of its dependencies (encoded)."""
+    from dlhw.checks.wire import encode
+    function = str(msg.get("function"))
+    check = judge.dependency(function)
+    ref = (job.get("references") or {}).get(function)
+    if check is None or ref is None or not _REFERENCE:
+        return encode({"__error__": f"{function} is not a dependency of the check running now"})
+    try:
+        payload = encode({"ref": ref, "args": msg.get("args") or [], "kwargs": msg.get("kwargs") or {}})
+        _write_all(_REFERENCE["wfd"], struct.pack("<Q", len(payload)) + payload)
+        answer = _read_frame(_REFERENCE["rfd"], deadline)
+    except (OSError, EOFError, TimeoutError, ValueError) as exc:
+        return encode({"__error__": f"the reference did not answer ({type(exc).__name__})"})
+    used = judge.deps_used.setdefault(check, [])
+    if function not in used:
+        used.append(function)
+    return answer
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+    except ChildProcessError:
+        return False
+
+
+def _read_frame(fd: int, deadline: float) -> bytes:
+    """One length-prefixed frame from a child, by ``deadline``; ValueError for an oversized one."""
+    def read(n):
+        chunks = []
+        while n:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise TimeoutError
+            b = os.read(fd, min(n, 1 << 20))
+            if not b:
+                raise EOFError
+            chunks.append(b)
+            n -= len(b)
+        return b"".join(chunks)
+    (n,) = struct.unpack("<Q", read(8))
+    if n > MAX_FRAME:
+        raise ValueError(f"a message of {n} bytes (the limit is {MAX_FRAME})")
+    return read(n)
 
 
 def main() -> None:
+    # Who we are, before anything of the kit is imported: the digest of the judge's code.
+    roots = [p for p in os.environ.get("DLHW_JUDGE_ROOTS", "").split(":") if p]
+    digest = tree_digest(roots) if roots else ""
+    _prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)     # no ptrace, no /proc/PID/mem of the judge
+    if os.environ.get("DLHW_REFERENCE_ROOT"):
+        _start_reference_helper(os.environ["DLHW_REFERENCE_ROOT"])
     # warm up: everything a notebook of the course imports, imported once
     import numpy  # noqa: F401
     import matplotlib
@@ -348,25 +769,27 @@ def main() -> None:
             __import__(mod)
         except Exception:
             pass
+    core.install_scipy_guards()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     rfd, wfd = sys.stdin.fileno(), sys.stdout.fileno()
     # keep our protocol channel clean: stray prints go to stderr
     sys.stdout = sys.stderr
-    send(wfd, {"op": "ready"})
+    send(wfd, {"op": "ready", "digest": digest, "pid": os.getpid()})
     while True:
         try:
             job = recv(rfd)
         except EOFError:
             return
         try:
-            result = run_job(job)
+            result = run_job(job, wfd)
         except Exception:
             result = {"fatal": traceback.format_exc()}
-        send(wfd, result)
+        send(wfd, result if "op" in result else {"op": "done", **result})
 
 
 def job_preloads():
-    return ["sklearn.datasets", "tqdm.auto", "dlhw.data", "dlhw.validation", "scipy"]
+    return ["sklearn.datasets", "tqdm.auto", "dlhw.data", "dlhw.validation", "scipy", "scipy.signal",
+            "scipy.ndimage"]
 
 
 if __name__ == "__main__":

@@ -86,3 +86,42 @@ def test_gradebook_agrees_with_results_and_feedback_hides_hidden_tests(graded_cl
     if wrong:
         html = (out / wrong / assignment / f"{course.source_notebooks(assignment)[0].stem}.html").read_text()
         assert "[grader] \u2717" in html, "feedback must show the failed verdicts and their messages"
+
+
+def _defined(code: str) -> set:
+    import ast
+    return {n.name for n in ast.walk(ast.parse(code)) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+
+
+@pytest.mark.parametrize("assignment", PARAMS)
+def test_a_mistake_costs_only_its_own_functions_points(graded_class, assignment):
+    """A wrong function loses only tests whose checks grade it (a layer's backward is graded with
+    its own forward, the contract's cache; every other dependency is evaluated by the judge's
+    reference during the dependent function's check: dlhw/checks/deps.py)."""
+    import nbformat
+    from dlhw.checks import core
+    from dlhw.checks.deps import IN_PROCESS
+    from grader.assemble import check_calls
+    from grader.course import is_test_cell, nbgrader_meta
+    from grader.mutants import student_answers
+    from grader.simulate import solution_answers
+    course, res, who = graded_class(assignment)
+    core._load_registry()
+    graded = {}
+    for src in course.source_notebooks(assignment):
+        for cell in nbformat.read(src, as_version=4).cells:
+            if is_test_cell(cell):
+                functions = {f for name, _ in check_calls(cell.source) for f in core.get(name).functions}
+                graded[nbgrader_meta(cell)["grade_id"]] = functions | {d for f in functions
+                                                                       for d in IN_PROCESS.get(f, ())}
+    sol = solution_answers(course, assignment, course.source_notebooks(assignment)[0].stem)
+    collateral = []
+    for student, m in who.items():
+        if not student.startswith("wrong"):
+            continue
+        changed = _defined(student_answers(sol, m)[m.answer]) or {m.answer}
+        for t in res[student]["tests"]:
+            gid = t["name"].split(" ")[0]
+            if t["score"] < t["max_score"] and not (graded.get(gid, set()) & changed):
+                collateral.append(f"{m.answer} ('{m.why}') costs {gid} {t['max_score']:g} points: {t['output'][:150]}")
+    assert not collateral, "\n".join(collateral)
