@@ -48,7 +48,9 @@ def cmd_autograde(args):
     _instructor()
     from grader.autograde import autograde
     results = autograde(_course(args), args.assignment, Path(args.submitted), Path(args.results),
-                        workers=args.workers, cell_timeout=args.timeout, memory_mb=args.memory_mb)
+                        workers=args.workers, cell_timeout=args.timeout, memory_mb=args.memory_mb,
+                        max_procs=args.max_procs, disk_mb=args.disk_mb, sandbox=not args.no_sandbox,
+                        allow_apis=args.allow_apis)
     return 0 if results else 1
 
 
@@ -111,6 +113,12 @@ def main(argv=None) -> int:
     s.add_argument("--course", default="course", help="course directory: gradebook, autograded/, feedback/")
     s.add_argument("--timeout", type=float, default=60.0, help="seconds per cell (default 60)")
     s.add_argument("--memory-mb", type=int, default=2048, help="memory cap per submission (default 2048)")
+    s.add_argument("--max-procs", type=int, default=64, help="processes per submission (default 64)")
+    s.add_argument("--disk-mb", type=int, default=256, help="scratch disk per submission, MB (default 256)")
+    s.add_argument("--no-sandbox", action="store_true",
+                   help="grade without bubblewrap (trusted code only: autograde refuses to run without it otherwise)")
+    s.add_argument("--allow-apis", action="store_true",
+                   help="lift the assignment's from-scratch policy (torch, scipy convolutions in graded functions)")
     s.set_defaults(func=cmd_autograde)
 
     s = sub.add_parser("feedback", help="HTML feedback per student under COURSE/feedback")

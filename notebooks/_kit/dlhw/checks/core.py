@@ -19,6 +19,7 @@ therefore changes nothing the judge decides.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import struct
@@ -30,6 +31,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 
 import numpy as np
 
+from dlhw.checks import policy
 from dlhw.checks.wire import decode, encode
 
 __all__ = ["check", "CheckFailed", "Check", "register", "REGISTRY", "compare", "fail",
@@ -75,6 +77,7 @@ class Check:
     probe: Callable[[tuple, dict], dict]
     judge: Callable[[dict, dict], str]
     doc: str = ""
+    forbidden: tuple = ()                 # API families its graded calls may not use (policy.py)
 
 
 REGISTRY: Dict[str, Check] = {}
@@ -224,9 +227,33 @@ def register(name: str, functions, inputs, probe, judge, doc: str = "") -> Check
         def inputs(rng, hidden, spec=spec):
             return spec(rng, hidden)
         inputs.cases_spec = spec
-    chk = Check(name, tuple(functions), inputs, probe, judge, doc)
+    chk = Check(name, tuple(functions), inputs, probe, judge, doc, forbidden=_registering_policy())
     REGISTRY[name] = chk
     return chk
+
+
+def _registering_policy() -> tuple:
+    # the assignment module (dlhw.checks.aNN) that registers a check decides its default policy
+    frame = sys._getframe(2)
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module.startswith("dlhw.checks.a"):
+            return policy.forbidden_for_module(module)
+        frame = frame.f_back
+    return ()
+
+
+_POLICY: Optional[tuple] = None           # set by the grader: the assignment's own list
+
+
+def set_policy(forbidden) -> None:
+    """Use ``forbidden`` (API families, see policy.py) for every check; None: each check's default."""
+    global _POLICY
+    _POLICY = None if forbidden is None else tuple(forbidden)
+
+
+def install_scipy_guards() -> None:
+    policy.install_scipy_guards()
 
 
 def _load_registry() -> None:
@@ -395,10 +422,51 @@ def numpy1_note(exc: BaseException) -> str:
     return ""
 
 
+@contextlib.contextmanager
+def _reference_dependencies(chk: Check, fns: tuple):
+    """At grading time: the graded functions' calls to their dependencies go to the judge (deps.py)."""
+    from dlhw.checks.deps import dependencies_of
+    deps = dependencies_of(chk.functions) if _CHANNEL is not None else ()
+    swapped = []
+    try:
+        for fn in fns:
+            space = getattr(fn, "__globals__", None)
+            if space is None:
+                continue
+            for dep in deps:
+                mine = space.get(dep)
+                # only the student's own (notebook) functions: blocks and the kit are references already
+                if callable(mine) and getattr(mine, "__module__", None) == "__main__" and \
+                        not getattr(mine, "_dlhw_reference", False):
+                    swapped.append((space, dep, mine))
+                    space[dep] = _judge_dependency(dep)
+        yield
+    finally:
+        for space, dep, mine in reversed(swapped):
+            space[dep] = mine
+
+
+def _judge_dependency(name: str):
+    def reference(*args, **kwargs):
+        reply = _CHANNEL.ask({"op": "dep", "function": name, "args": list(args), "kwargs": kwargs})
+        if isinstance(reply, dict) and "__error__" in reply:
+            raise CheckFailed(f"the judge could not evaluate {name} for this check: {reply['__error__']}")
+        return reply["result"]
+    reference.__name__ = reference.__qualname__ = name
+    reference._dlhw_reference = True
+    return reference
+
+
 def _run_probe(chk: Check, fns: tuple, inputs: dict) -> dict:
     """Run the probe; turn exceptions into an ``__error__`` entry for the judge to report."""
     try:
-        out = chk.probe(fns, inputs)
+        policy.take_violation()
+        with policy.graded_call(chk.functions, chk.forbidden if _POLICY is None else _POLICY), \
+                _reference_dependencies(chk, fns):
+            out = chk.probe(fns, inputs)
+        violation = policy.take_violation()
+        if violation:   # even when the student's code caught the exception
+            return {"__error__": violation, "__kind__": "forbidden"}
         if not isinstance(out, dict):
             raise CheckFailed("internal: probe must return a dict")
         # Outputs cross to the judge as plain numbers and numeric arrays only.
@@ -409,6 +477,9 @@ def _run_probe(chk: Check, fns: tuple, inputs: dict) -> dict:
     except CheckFailed as exc:
         return {"__error__": str(exc), "__kind__": "contract"}
     except Exception as exc:  # the student's function crashed: say where
+        violation = policy.take_violation()
+        if violation:
+            return {"__error__": violation, "__kind__": "forbidden"}
         tb = traceback.extract_tb(exc.__traceback__)
         frames = [f for f in tb if not f.filename.endswith(("dlhw/checks/core.py",)) and "dlhw/checks" not in f.filename]
         where = ""
@@ -464,6 +535,7 @@ class _Channel:
 
     def __init__(self, rfd: int, wfd: int):
         self.rfd, self.wfd = rfd, wfd
+        self.nonce = ""      # the running cell's, from the judge: messages without it are ignored
 
     def _send(self, payload: bytes) -> None:
         data = struct.pack("<Q", len(payload)) + payload
@@ -486,7 +558,7 @@ class _Channel:
         return b"".join(chunks)
 
     def ask(self, message: dict):
-        self._send(encode(message))
+        self._send(encode(dict(message, nonce=self.nonce)))
         return decode(self._recv())
 
 
