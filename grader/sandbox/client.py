@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import shutil
 import struct
 import subprocess
@@ -33,6 +32,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Callable, Optional
+
+from grader.sandbox.protocol import recv, tree_digest
 
 SERVER_DIR = Path(__file__).resolve().parent
 KIT_MOUNT, SERVER_MOUNT, REFERENCE_MOUNT = "/opt/dlhw-kit", "/opt/dlhw-server", "/opt/dlhw-ref"
@@ -78,7 +79,6 @@ class JudgeStage:
     """A batch's private copy of the judge: ``kit/dlhw`` and ``server/grader/sandbox``, read-only."""
 
     def __init__(self, build_kit: Callable[[Path], object]):
-        from grader.sandbox.server import tree_digest
         self.root = Path(tempfile.mkdtemp(prefix="dlhw-judge-"))
         self.kit = self.root / "kit"
         self.server = self.root / "server"
@@ -89,7 +89,7 @@ class JudgeStage:
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         (self.server / "grader" / "sandbox").mkdir(parents=True)
         (self.server / "grader" / "__init__.py").write_text("")
-        for f in ("__init__.py", "server.py"):
+        for f in ("__init__.py", "protocol.py", "server.py"):
             shutil.copyfile(SERVER_DIR / f, self.server / "grader" / "sandbox" / f)
         for dirpath, dirnames, filenames in os.walk(self.root):
             os.chmod(dirpath, 0o555)       # readable by the sandbox's user, writable by nobody
@@ -97,10 +97,9 @@ class JudgeStage:
                 os.chmod(os.path.join(dirpath, name), 0o444)
         self.roots = [str(self.kit), str(self.server), str(self.reference)]
         self.digest = tree_digest(self.roots)
-        self._tree_digest = tree_digest
 
     def verify(self) -> None:
-        now = self._tree_digest(self.roots)
+        now = tree_digest(self.roots)
         if now != self.digest:
             raise JudgeChanged(f"the judge's code in {self.root} changed during the batch (digest {now[:12]} "
                                f"instead of {self.digest[:12]}): grading stopped")
@@ -183,29 +182,12 @@ class WarmServer:
             if len(self._stderr) < 200:
                 self._stderr.append(line.decode(errors="replace"))
 
-    def _read(self, n: int, deadline: Optional[float]) -> Optional[bytes]:
-        # raw reads on the descriptor: a buffered reader would hide bytes from select()
-        fd, chunks = self.proc.stdout.fileno(), []
-        while n:
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0 or not select.select([fd], [], [], left)[0]:
-                    return None
-            b = os.read(fd, min(n, 1 << 20))
-            if not b:
-                return None
-            chunks.append(b)
-            n -= len(b)
-        return b"".join(chunks)
-
     def _recv(self, timeout: Optional[float] = None):
-        deadline = None if timeout is None else time.monotonic() + timeout
-        head = self._read(8, deadline)
-        if head is None:
+        # raw reads on the descriptor (bufsize=0): a buffered reader would hide bytes from select()
+        try:
+            return recv(self.proc.stdout.fileno(), None if timeout is None else time.monotonic() + timeout)
+        except (EOFError, TimeoutError, ValueError, OSError):
             return None
-        (n,) = struct.unpack("<Q", head)
-        body = self._read(n, None if deadline is None else deadline + 60)
-        return None if body is None else json.loads(body)
 
     def run(self, job: dict) -> dict:
         """The submission's result. Cells finished before the server died keep their results;

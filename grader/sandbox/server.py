@@ -52,55 +52,10 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-MAX_FRAME = 64 << 20            # the largest message a child may send (outputs are arrays)
 SUBMISSION_DIR = "/submission"  # the student's scratch folder inside the sandbox
 REFERENCE_MOUNT = "/opt/dlhw-ref"   # the full dlhw (with solutions): the judge's, never the student's
 
-# ------------------------------------------------------------------------------- framing
-
-def send(fd: int, obj) -> None:
-    data = json.dumps(obj).encode()
-    _write_all(fd, struct.pack("<Q", len(data)) + data)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    while data:
-        data = data[os.write(fd, data):]
-
-
-def recv_exact(fd: int, n: int) -> bytes:
-    chunks = []
-    while n:
-        b = os.read(fd, min(n, 1 << 20))
-        if not b:
-            raise EOFError
-        chunks.append(b)
-        n -= len(b)
-    return b"".join(chunks)
-
-
-def recv(fd: int):
-    (n,) = struct.unpack("<Q", recv_exact(fd, 8))
-    return json.loads(recv_exact(fd, n))
-
-
-# ------------------------------------------------------------------------------- the judge's code
-
-def tree_digest(roots) -> str:
-    """sha256 over every file (relative path and content) under ``roots``: the judge's identity."""
-    h = hashlib.sha256()
-    for root in roots:
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-            for name in sorted(filenames):
-                if name.endswith(".pyc"):
-                    continue
-                path = os.path.join(dirpath, name)
-                h.update(os.path.relpath(path, root).encode() + b"\0")
-                with open(path, "rb") as fh:
-                    h.update(hashlib.sha256(fh.read()).digest())
-    return h.hexdigest()
-
+from grader.sandbox.protocol import read_frame, recv, send, send_frame, tree_digest  # noqa: E402
 
 # ------------------------------------------------------------------------------- the sandbox
 
@@ -325,7 +280,7 @@ def _last_words(fd: int) -> None:
         from dlhw.checks.wire import encode
         payload = encode({"op": "done", "nonce": "", "stdout": "", "stderr": "",
                           "error": {"ename": "GraderError", "evalue": traceback.format_exc()[-2000:], "traceback": ""}})
-        _write_all(fd, struct.pack("<Q", len(payload)) + payload)
+        send_frame(fd, payload)
     except BaseException:
         pass
 
@@ -534,7 +489,7 @@ def run_job(job: dict, out_fd: int) -> dict:
         reply_raw(wfd, encode(obj))
 
     def reply_raw(wfd, payload: bytes):
-        _write_all(wfd, struct.pack("<Q", len(payload)) + payload)
+        send_frame(wfd, payload)
 
     i = 0
     while i < len(cells):
@@ -560,7 +515,7 @@ def run_job(job: dict, out_fd: int) -> dict:
             done, violation = None, None
             while done is None:
                 try:
-                    raw = _read_frame(rfd, deadline)
+                    raw = read_frame(rfd, deadline)
                 except TimeoutError:
                     done = "timeout"
                     break
@@ -682,8 +637,7 @@ def _start_reference_helper(root: str) -> None:
             from dlhw.checks.wire import decode, encode
             while True:
                 try:
-                    (n,) = struct.unpack("<Q", recv_exact(to_r, 8))
-                    req = decode(recv_exact(to_r, n))
+                    req = decode(read_frame(to_r))
                 except EOFError:
                     break
                 try:
@@ -692,7 +646,7 @@ def _start_reference_helper(root: str) -> None:
                     payload = encode({"result": fn(*req["args"], **req["kwargs"])})
                 except BaseException as exc:
                     payload = encode({"__error__": f"{type(exc).__name__}: {str(exc)[:300]}"})
-                _write_all(back_w, struct.pack("<Q", len(payload)) + payload)
+                send_frame(back_w, payload)
         finally:
             os._exit(0)
     os.close(to_r)
@@ -710,8 +664,8 @@ def _evaluate_dependency(judge, job: dict, msg: dict, deadline: float) -> bytes:
         return encode({"__error__": f"{function} is not a dependency of the check running now"})
     try:
         payload = encode({"ref": ref, "args": msg.get("args") or [], "kwargs": msg.get("kwargs") or {}})
-        _write_all(_REFERENCE["wfd"], struct.pack("<Q", len(payload)) + payload)
-        answer = _read_frame(_REFERENCE["rfd"], deadline)
+        send_frame(_REFERENCE["wfd"], payload)
+        answer = read_frame(_REFERENCE["rfd"], deadline)
     except (OSError, EOFError, TimeoutError, ValueError) as exc:
         return encode({"__error__": f"the reference did not answer ({type(exc).__name__})"})
     used = judge.deps_used.setdefault(check, [])
@@ -725,26 +679,6 @@ def _alive(pid: int) -> bool:
         return os.waitpid(pid, os.WNOHANG) == (0, 0)
     except ChildProcessError:
         return False
-
-
-def _read_frame(fd: int, deadline: float) -> bytes:
-    """One length-prefixed frame from a child, by ``deadline``; ValueError for an oversized one."""
-    def read(n):
-        chunks = []
-        while n:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise TimeoutError
-            b = os.read(fd, min(n, 1 << 20))
-            if not b:
-                raise EOFError
-            chunks.append(b)
-            n -= len(b)
-        return b"".join(chunks)
-    (n,) = struct.unpack("<Q", read(8))
-    if n > MAX_FRAME:
-        raise ValueError(f"a message of {n} bytes (the limit is {MAX_FRAME})")
-    return read(n)
 
 
 def main() -> None:

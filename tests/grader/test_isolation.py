@@ -7,10 +7,8 @@ code earns; the batch finishes with a result for everyone; no process is left be
 """
 from __future__ import annotations
 
-import json
 import os
 import socket
-import sqlite3
 import threading
 from pathlib import Path
 
@@ -22,27 +20,12 @@ from grader.mutants import load, student_answers
 from grader.sandbox.client import bwrap_path
 from grader.simulate import make_submission, solution_answers, write_submission
 from tests.grader.conftest import grade_class, notebook_name
+from tests.grader.test_hostile import _appended, _with
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("isolation"),
               pytest.mark.skipif(bwrap_path() is None, reason="needs bubblewrap: run .ci/setup")]
 A = "02_mlp_backprop"
 MARK = "31337"          # sleepers carry it in their command line, so the test can look for them
-
-
-def _appended(code):
-    def make(course, subs, student, assignment, nbname, sol):
-        answers = dict(sol)
-        answers["affine_forward"] = sol["affine_forward"] + "\n\n" + code
-        write_submission(subs, student, assignment, nbname, make_submission(course, assignment, nbname, answers))
-    return make
-
-
-def _answer(gid, code):
-    def make(course, subs, student, assignment, nbname, sol):
-        answers = dict(sol)
-        answers[gid] = code
-        write_submission(subs, student, assignment, nbname, make_submission(course, assignment, nbname, answers))
-    return make
 
 
 TAMPER_AND_KILL = '''
@@ -272,7 +255,7 @@ def batch(tmp_path_factory, listener):
         "a-forge": _appended(FORGE),
         "a-ask-visible": _appended(ASK_VISIBLE),
         "a-peek": _appended(PEEK),
-        "a-linger": _answer("relu_forward", LINGER + "\n\ndef relu_forward(x):\n    return np.maximum(x, 0), x\n"),
+        "a-linger": _with("relu_forward", LINGER + "\n\ndef relu_forward(x):\n    return np.maximum(x, 0), x\n"),
         "a-disk": _appended(DISK),
         "a-net": network(port),
         "a-torch": _appended(TORCH),
