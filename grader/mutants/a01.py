@@ -105,6 +105,14 @@ def numerical_gradient(f, x, h=1e-5):
                      "probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)\n"
                      "    log_probs = np.log(probs)")],
            fails=["test_softmax_regression_loss_loss"], hint="use log-sum-exp, never the log of a probability"),
+    # ----------------------------------------------------------------- caught by a fixed visible case
+    Mutant("numerical_gradient", "assumes a 2-D x (rows, cols = x.shape): the visible 1-D and 3-D cases catch it",
+           replace=[("flat_x, flat_g = x.reshape(-1), grad.reshape(-1)",
+                     "rows, cols = x.shape\n    flat_x, flat_g = x.reshape(-1), grad.reshape(-1)")],
+           fails=["test_numerical_gradient"]),
+    Mutant("minibatch_sgd", "drops the last, smaller batch of an epoch (once a coin flip of the hidden sizes)",
+           replace=[("for start in range(0, N, batch_size):", "for start in range(0, N - batch_size + 1, batch_size):")],
+           fails=["test_minibatch_sgd_batches", "test_minibatch_sgd_full_batch"]),
 ]
 
 RIGHT = [

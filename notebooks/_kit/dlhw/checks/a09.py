@@ -27,7 +27,7 @@ from typing import Callable, Dict, Sequence
 import numpy as np
 
 from dlhw.checks import a02, a05, a06, a07, a08  # noqa: F401  (they register the checks reused here)
-from dlhw.checks.core import CheckFailed, NotImplementedYet, call, compare, fail, get, register
+from dlhw.checks.core import Case, Cases, CheckFailed, NotImplementedYet, call, compare, fail, get, register
 
 TOL = 1e-9
 
@@ -274,13 +274,14 @@ def _ri(rng, lo, hi):
     return int(rng.integers(lo, hi + 1))
 
 
-def _loop_inputs(rng, hidden, evaluation=False):
-    if hidden:
+def _loop_inputs(rng, hidden, evaluation=False, drawn=None):
+    """``drawn``: other sizes and hyperparameters (default: when hidden), with weight decay."""
+    if hidden if drawn is None else drawn:
         D, H, C = _ri(rng, 3, 9), _ri(rng, 4, 12), _ri(rng, 2, 6)
         bs = _ri(rng, 5, 16)
         n = bs * _ri(rng, 3, 6) + _ri(rng, 2, bs - 1)          # the last batch is short (>= 2 for batch norm)
         lr, mom = float(rng.uniform(0.02, 0.3)), float(rng.uniform(0.5, 0.95))
-        wd = float(rng.choice([0.0, 1e-3, 1e-2]))
+        wd = float(rng.choice([1e-3, 1e-2]))
     else:
         D, H, C, bs, n, lr, mom, wd = 5, 7, 3, 8, 30, 0.1, 0.9, 0.0
     x = rng.standard_normal((n, D)) * 1.5
@@ -468,8 +469,21 @@ def _train_loss_judge(inp, out):
             f"{int(sizes[-1])}) matches the replay (relative error {err:.1e})")
 
 
-def _train_inputs(rng, hidden):
-    return dict(_loop_inputs(rng, hidden), hidden=hidden)
+def _loop_cases(evaluation):
+    """Two fixed cases, visible and hidden alike: the notebook's sizes without weight decay, and
+    other sizes with weight decay (both with a short last batch). Hidden cases run on the GPU
+    when the grader has one."""
+    def make(hidden, drawn):
+        return lambda rng: dict(_loop_inputs(rng, hidden, evaluation, drawn=drawn), hidden=hidden)
+    cases = lambda hidden: [  # noqa: E731
+        Case("the notebook's sizes, no weight decay", {"short last batch", "no weight decay"}, make(hidden, False)),
+        Case("other sizes, weight decay", {"short last batch", "weight decay"}, make(hidden, True))]
+    return Cases(cases(False), hidden=cases(True),
+                 measure=lambda i: {"weight decay" if i["weight_decay"] > 0 else "no weight decay"}
+                 | ({"short last batch"} if len(i["X"]) % i["batch_size"] else set()))
+
+
+_train_inputs = _loop_cases(False)
 
 
 register("train_one_epoch.params", ("train_one_epoch",), _train_inputs, _train_probe, _train_params_judge,
@@ -478,8 +492,7 @@ register("train_one_epoch.loss", ("train_one_epoch",), _train_inputs, _train_pro
          doc="train_one_epoch: the mean loss over the epoch's examples")
 
 
-def _eval_inputs(rng, hidden):
-    return dict(_loop_inputs(rng, hidden, evaluation=True), hidden=hidden)
+_eval_inputs = _loop_cases(True)
 
 
 def _eval_probe(fns, inp):
