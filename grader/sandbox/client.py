@@ -155,6 +155,7 @@ def server_command(stage: JudgeStage, sandbox: bool = True) -> tuple:
     for src, dest in binds:
         args += ["--ro-bind", src, dest]
     args += ["--remount-ro", "/", "--chdir", "/tmp"]
+    env["DLHW_KEEP_UNDER_TMP"] = ":".join(dest for _, dest in binds if dest.startswith("/tmp/"))
     return args + py, env
 
 

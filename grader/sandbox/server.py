@@ -62,7 +62,7 @@ from grader.sandbox.protocol import read_frame, recv, send, send_frame, tree_dig
 _libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 1, 2, 4, 16384, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP = 1, 4, 24
 PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 38, 47, 4
 
@@ -103,7 +103,17 @@ def _enter_sandbox(job: dict) -> None:
         fh.write(f"{me_g} {me_g} 1")
     _ok(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make mounts private")
     disk = int(job.get("disk_mb", 256))
+    # Python itself may live under /tmp (a clone or venv there): the private /tmp would cover it,
+    # so keep a handle on those folders and bind them back, read-only, into the new /tmp
+    keep = [p for p in os.environ.get("DLHW_KEEP_UNDER_TMP", "").split(":") if p.startswith("/tmp/")]
+    handles = [(p, os.open(p, os.O_PATH | os.O_DIRECTORY)) for p in keep if os.path.isdir(p)]
     _mount_tmpfs("/tmp", disk)
+    for path, fd in handles:
+        os.makedirs(path, exist_ok=True)
+        _ok(_libc.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, MS_BIND | MS_REC, None),
+            f"keep {path}")
+        _libc.mount(None, path.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+        os.close(fd)
     _mount_tmpfs(SUBMISSION_DIR, disk)
     if os.path.isdir(REFERENCE_MOUNT):
         # the judge's reference (for graded dependencies, see dlhw/checks/deps.py) is covered
