@@ -7,6 +7,8 @@ Students (``python -m dlhw ...`` works where the ``dlhw`` script is not on the P
 Instructors and TAs (need the full package, ``pip install -e .``):
     dlhw build                   regenerate answer cells, blocks, the release and the kit
     dlhw autograde A --submitted DIR --results OUT [--workers N] [--course DIR]
+                  [--timeout S] [--memory-mb M] [--max-procs P] [--disk-mb D] [--allow-apis]
+                  [--no-sandbox]       (refuses to run without bubblewrap unless --no-sandbox)
     dlhw feedback A [--course DIR]      HTML feedback per student (hidden tests' code hidden)
     dlhw export [A] --csv FILE [--gradescope DIR] [--course DIR]
     dlhw demo [--dir DIR]        build, simulate a class, autograde it, gradebook and feedback
