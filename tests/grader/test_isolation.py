@@ -57,7 +57,8 @@ def _course_paths(root: Path) -> list:
     course = root / "course"
     return [course / "gradebook.db", course / ".grader-secret", course / "autograded", course / "feedback",
             root / "results", root / "submitted", REPO / "solutions" / A / f"{A}.ipynb",
-            REPO / "dlhw" / "nn" / "layers.py"]
+            REPO / "dlhw" / "nn" / "layers.py",
+            Path("/opt/dlhw-ref/dlhw/nn/layers.py")]    # the judge's reference, covered in the sandbox
 
 
 def snoop(root: Path):
