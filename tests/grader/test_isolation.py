@@ -414,3 +414,23 @@ def test_a_dead_server_costs_only_its_submission():
     finally:
         ag._close_servers()
         stage.cleanup()
+
+
+def test_a_submissions_processes_end_with_it_not_with_the_batch():
+    """A daemon left by one submission is gone as soon as that submission ends, server still up."""
+    from grader.kit import build_kit
+    from grader.sandbox.client import JudgeStage, WarmServer
+    stage = JudgeStage(lambda d: build_kit(d, with_pyproject=False))
+    srv = WarmServer(stage)
+    try:
+        daemon = (f"import os\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+                  f"        os.execvp('sleep', ['sleep', '{MARK}2'])\n    os._exit(0)\n"
+                  "import time\ntime.sleep(1.5)   # the daemon is running sleep by now\n")
+        res = srv.run({"cells": [{"source": daemon, "calls": None}], "files": {}, "seed": "s", "cell_timeout": 20,
+                       "memory_mb": 2048, "isolate": True, "student_uid": 65534, "forbidden": []})
+        assert res["cells"][0]["status"] == "ok", res
+        assert srv.alive()
+        assert [c for _, c in _host_sleepers() if f"sleep {MARK}2" in c] == []
+    finally:
+        srv.close()
+        stage.cleanup()
