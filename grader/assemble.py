@@ -41,9 +41,13 @@ def check_calls(source: str) -> List[Tuple[str, bool]]:
 class Assembled:
     notebook: "nbformat.NotebookNode"           # the notebook that is graded (no outputs yet)
     run: List[int]                              # indices of the code cells to execute
-    expected_checks: Dict[int, List[str]]       # test cell index -> the checks it must run
-    expected_calls: Dict[int, List[Tuple[str, bool]]] = field(default_factory=dict)  # ... and how (hidden?)
+    expected_calls: Dict[int, List[Tuple[str, bool]]]   # test cell index -> its check calls (name, hidden)
     notes: List[str] = field(default_factory=list)
+
+    @property
+    def expected_checks(self) -> Dict[int, List[str]]:
+        """test cell index -> the names of the checks it must run"""
+        return {idx: [name for name, _ in calls] for idx, calls in self.expected_calls.items()}
 
 
 def _grade_id(cell) -> Optional[str]:
@@ -94,7 +98,7 @@ def assemble(source_nb, release_nb, submitted: List[Path], name: str, skip_pract
             extras.setdefault(anchor, []).append(cell.source)
 
     out = copy.deepcopy(source_nb)
-    cells, run, expected, calls = [], [], {}, {}
+    cells, run, calls = [], [], {}
 
     def add_extras(key):
         for src in extras.pop(key, []):
@@ -123,7 +127,6 @@ def assemble(source_nb, release_nb, submitted: List[Path], name: str, skip_pract
                 if student_cells:
                     notes.append(f"answer cell {gid} was not found in the submission: graded as unanswered")
         elif is_test_cell(cell):
-            expected[len(cells)] = CHECK_CALL.findall(cell.source)
             calls[len(cells)] = check_calls(cell.source)
             if student_cells:
                 if gid not in seen_tests:
@@ -138,7 +141,7 @@ def assemble(source_nb, release_nb, submitted: List[Path], name: str, skip_pract
     for key in list(extras):
         add_extras(key)
     out.cells = cells
-    return Assembled(out, run, expected, expected_calls=calls, notes=notes)
+    return Assembled(out, run, calls, notes=notes)
 
 
 def _strip_hidden(src: str) -> str:

@@ -54,12 +54,6 @@ def bwrap_path() -> Optional[str]:
     return shutil.which("bwrap")
 
 
-def sandbox_warning() -> Optional[str]:
-    if bwrap_path() is None:
-        return "bubblewrap (bwrap) is not available: " + BWRAP_INSTALL
-    return None
-
-
 def _python_roots() -> list:
     roots = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), Path(sys.executable).resolve().parent}
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):

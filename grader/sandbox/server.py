@@ -284,17 +284,6 @@ def _student(ctl_fd: int, job: dict) -> None:
                 pass
 
 
-def _last_words(fd: int) -> None:
-    """A child that failed before running student code says why, as a cell's 'done' would."""
-    try:
-        from dlhw.checks.wire import encode
-        payload = encode({"op": "done", "nonce": "", "stdout": "", "stderr": "",
-                          "error": {"ename": "GraderError", "evalue": traceback.format_exc()[-2000:], "traceback": ""}})
-        send_frame(fd, payload)
-    except BaseException:
-        pass
-
-
 def _fork_child(job: dict):
     """Fork a sandboxed child; returns (pids to kill, control socket) or raises RuntimeError."""
     import socket
