@@ -316,8 +316,10 @@ def _fork_child(job: dict):
             ctl_child.close()
             send(hello_w, {"op": "started", "pid": student})
             os.close(hello_w)
-            os.waitpid(student, 0)
-            code = 0
+            # PID 1's exit is reported only once the kernel has killed and reaped every other
+            # process of its namespace, so when this process exits the submission is all gone
+            _, status = os.waitpid(student, 0)
+            code = 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
         except BaseException as exc:
             try:
                 send(hello_w, {"op": "sandbox_error", "error": f"{type(exc).__name__}: {exc}"})
@@ -365,28 +367,46 @@ def _close(*fds) -> None:
 
 
 def _kill(pids, *fds) -> str:
-    for p in pids:
+    """Kill a submission and wait until all of its processes are gone; says how it ended.
+
+    pids is [student, sandbox]: the student's PID 1 is killed, and the sandbox process that
+    waits on it exits only after the kernel has torn the submission's PID namespace down
+    (a daemon the student double-forked included). Killing the sandbox process too would
+    return before that teardown is finished.
+    """
+    student, sandbox = pids[0], pids[-1]
+
+    def ended():    # (True, status) once the sandbox process is reaped; status None: not ours
         try:
-            os.kill(p, signal.SIGKILL)
+            pid, st = os.waitpid(sandbox, os.WNOHANG)
+        except ChildProcessError:
+            return True, None
+        return (True, st) if pid else (False, None)
+
+    gone, status = ended()
+    if not gone:            # else the student is reaped too, and its pid may be another's now
+        try:
+            os.kill(student, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
     _close(*fds)
-    how = "unknown"
-    for p in pids:
-        how = _reap(p) if how == "unknown" else how
+    give_up = time.monotonic() + 10.0
+    while not gone and time.monotonic() < give_up:
+        time.sleep(0.005)
+        gone, status = ended()
+    if not gone:
+        os.kill(sandbox, signal.SIGKILL)
+        status = os.waitpid(sandbox, 0)[1]
     _reap_strays()
-    return how
+    return "unknown" if status is None else _how(status)
 
 
-def _reap(pid: int) -> str:
-    try:
-        _, status = os.waitpid(pid, 0)
-    except ChildProcessError:
-        return "unknown"
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        return f"killed by signal {signal.Signals(sig).name}" if sig in signal.Signals._value2member_map_ else f"signal {sig}"
-    return f"exit status {os.WEXITSTATUS(status)}"
+def _how(status: int) -> str:
+    """How a process ended; the sandbox process passes its student's signal on as 128 + N."""
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+    if code > 128 and code - 128 in signal.Signals._value2member_map_:
+        return f"killed by signal {signal.Signals(code - 128).name}"
+    return f"signal {code - 128}" if code > 128 else f"exit status {code}"
 
 
 def _reap_strays() -> None:
