@@ -124,3 +124,46 @@ def test_identical_submissions_get_identical_scores(tmp_path, assignment):
             diff = {t: [s.get(t) for s in scores] for t in scores[0] if len({s.get(t) for s in scores}) > 1}
             uneven.append(f"'{m.why}' ({m.answer}): {diff}")
     assert not uneven, "identical submissions graded differently:\n" + "\n".join(uneven)
+
+
+# The overflow and log(0) mistakes are caught by a drawn case ("scores/logits of 1e3"): every
+# student's draw must expose them, not only most draws (before the cases forced a +1500 score
+# and a label 800 below its row's max, 28 of 400 draws let the log of a probability through).
+_UNSTABLE = [("dlhw.linear", "softmax_regression_loss", "01_linear_models",
+              ("softmax_regression_loss.loss", "softmax_regression_loss.grad")),
+             ("dlhw.nn.losses", "softmax_loss", "02_mlp_backprop", ("softmax_loss.loss", "softmax_loss.dx"))]
+
+
+@pytest.mark.parametrize("module, function, assignment, checks", _UNSTABLE, ids=[u[1] for u in _UNSTABLE])
+def test_unstable_softmax_is_caught_for_every_student(module, function, assignment, checks):
+    import importlib
+    import inspect
+    import textwrap
+    import numpy as np
+    from grader.mutants import load
+    core._load_registry()
+    mod = importlib.import_module(module)
+    source = textwrap.dedent(inspect.getsource(getattr(mod, function)))
+    wrong = [m for m in load(assignment)[0] if m.answer == function and m.replace
+             and any(k in m.why for k in ("log of the prob", "max shift", "max subtraction"))]
+    assert len(wrong) == 2, [m.why for m in wrong]
+
+    def failures(fn, seeds=range(120)):
+        missed = []
+        for seed in seeds:
+            verdicts = []
+            for name in checks:
+                chk = core.get(name)
+                inp = core.draw_inputs(chk, hidden=True, seed=seed)
+                with np.errstate(all="ignore"):
+                    verdicts.append(core.judge(chk, inp, core._run_probe(chk, (fn,), inp))[0])
+            if not all(verdicts):
+                missed.append(seed)
+        return missed
+
+    assert failures(getattr(mod, function)) == [], "the reference fails a draw"
+    for m in wrong:
+        ns = dict(vars(mod))
+        exec(m.apply(source), ns)
+        passed = sorted(set(range(120)) - set(failures(ns[function])))
+        assert passed == [], f"{m.why!r} passes every check for the seeds {passed[:10]}"

@@ -337,14 +337,26 @@ register("logistic_loss.grad", ("logistic_loss",), _logistic_inputs, _logistic_p
 # =========================================================================== softmax regression
 def _softmax_make(large, N=None):
     def make(rng):
-        n, D, C = (int(v) for v in rng.integers(2, 10, size=3))
-        n = n if N is None else N
-        W, X = rng.standard_normal((D, C)), rng.standard_normal((n, D))
-        if large:
-            # scores up to 1500: exp overflows to inf without the max shift
+        while True:
+            n, D, C = (int(v) for v in rng.integers(2, 10, size=3))
+            n = n if N is None else N
+            W, X = rng.standard_normal((D, C)), rng.standard_normal((n, D))
+            y = rng.integers(0, C, n)
+            if not large:
+                break
+            # The largest score becomes +1500, so exp overflows to inf without the max shift.
+            # That row's label is its lowest score, at least 800 below the row's max, so its
+            # probability underflows to exactly 0 and the log of a probability is caught for every
+            # draw, not only when the drawn labels happen to fall there. A draw without such a row
+            # is drawn again (about one in five).
             S = X @ W
             X *= 1500.0 / S.flat[int(np.argmax(np.abs(S)))]
-        return {"W": W, "X": X, "y": rng.integers(0, C, n), "l2": float(rng.uniform(0.05, 1.0))}
+            S = X @ W
+            r = int(np.argmax(S.max(axis=1)))
+            if S[r].max() - S[r].min() >= 800.0:
+                y[r] = int(np.argmin(S[r]))
+                break
+        return {"W": W, "X": X, "y": y, "l2": float(rng.uniform(0.05, 1.0))}
     return make
 
 

@@ -107,7 +107,15 @@ def _loss_case(scale, N=None):
     def make(rng):
         n, C = (int(s) for s in rng.integers(2, 12, size=2))
         n = n if N is None else N
-        return {"x": rng.standard_normal((n, C)) * scale, "y": rng.integers(0, C, size=n)}
+        x, y = rng.standard_normal((n, C)) * scale, rng.integers(0, C, size=n)
+        if scale > 100:
+            # One row holds a logit of +1500 (exp overflows without the max shift) and its label's
+            # logit is at least 1000 below it (its probability underflows to exactly 0, so the log
+            # of a probability is caught): for every draw, not only when the labels fall there.
+            r = int(rng.integers(n))
+            x[r, (y[r] + 1 + int(rng.integers(C - 1))) % C] = 1500.0
+            x[r, y[r]] = min(x[r, y[r]], 500.0)
+        return {"x": x, "y": y}
     return make
 
 
