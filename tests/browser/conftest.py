@@ -10,14 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.lab_server import free_port, wait_until_up
 from tests.student.conftest import cached_student_venv
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,17 +36,11 @@ def lab_venv() -> Path:
     return cached_student_venv()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Lab:
     """A running ``jupyter lab`` (no browser, a token, a free port) serving ``root``."""
 
     def __init__(self, venv: Path, root: Path, home: Path):
-        self.root, self.token, self.port = root, "dlhw-browser-test", _free_port()
+        self.root, self.token, self.port = root, "dlhw-browser-test", free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = home / "jupyterlab.log"
         cfg = home / "jupyter-config"
@@ -78,17 +70,7 @@ class Lab:
             raise
 
     def _wait_up(self):
-        deadline = time.monotonic() + SERVER_START_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"jupyter lab exited with {self.proc.returncode} before serving:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.base}/api/status?token={self.token}", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.5)
-        pytest.fail(f"jupyter lab did not answer /api/status within {SERVER_START_S} s:\n{self.log_tail()}")
+        wait_until_up(self.proc, self.base, self.token, SERVER_START_S, log_tail=self.log_tail)
 
     def url(self, path: str) -> str:
         return f"{self.base}/{path}?token={self.token}"

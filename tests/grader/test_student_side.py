@@ -3,18 +3,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
-from pathlib import Path
 
 import nbformat
 import pytest
 
 from grader.course import REPO, Course
 from grader.simulate import make_submission, solution_answers
+from tests.lab_server import free_port, wait_until_up
 
 pytestmark = [pytest.mark.slow]
 A = "02_mlp_backprop"
@@ -63,14 +61,8 @@ def test_dlhw_check_reports_each_graded_test(submissions, capsys):
     assert "\u2717 test_affine_forward (0/4)" in out and "not implemented" in out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_jupyterlab4_serves_the_release():
-    port, token = _free_port(), "dlhw-test"
+    port, token = free_port(), "dlhw-test"
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(REPO / ".pytest-jupyter"))
     proc = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
                              f"--ServerApp.token={token}", "--ServerApp.ip=127.0.0.1",
@@ -78,15 +70,7 @@ def test_jupyterlab4_serves_the_release():
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(120):
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("jupyter lab did not start")
+        wait_until_up(proc, base, token, timeout_s=60)
         with urllib.request.urlopen(f"{base}/api/contents/{A}/{A}.ipynb?token={token}", timeout=10) as r:
             model = json.loads(r.read())
         assert model["type"] == "notebook"

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from grader.build import KERNELSPEC, LANGUAGE_INFO
 from grader.course import Course
 from grader.kit import INSTRUCTOR_LAB_PLUGINS, INSTRUCTOR_SERVER_EXTENSIONS
 from grader.simulate import make_submission, solution_answers
+from tests.lab_server import free_port, wait_until_up
 from tests.student.conftest import ASSIGNMENT
 
 pytestmark = [pytest.mark.slow]
@@ -229,12 +229,7 @@ asyncio.run(main())
 def test_dlhw_runs_in_jupyterlabs_terminal(student_venv, tmp_path):
     """`jupyter lab` started without a tty and without activating the venv (a launcher): its
     terminal still finds the environment's python and dlhw."""
-    import socket
-    import time
-    import urllib.request
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     token, base = "dlhw-test", f"http://127.0.0.1:{port}"
     env = _env(student_venv, tmp_path)
     env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
@@ -244,15 +239,7 @@ def test_dlhw_runs_in_jupyterlabs_terminal(student_venv, tmp_path):
                              f"--ServerApp.root_dir={_course(student_venv)}", "--allow-root"],
                             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        for _ in range(240):
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("jupyter lab did not start")
+        wait_until_up(proc, base, token, timeout_s=120)
         out = _run(student_venv, tmp_path, student_venv / "bin" / "python", "-c", TERMINAL_PROBE, base, token,
                    timeout=180)
         assert out.returncode == 0, out.stderr[-2000:]
