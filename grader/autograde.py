@@ -1,14 +1,17 @@
 """``dlhw autograde``: grade a class in parallel, record in nbgrader's gradebook, write results.
 
-The pipeline, per student: rebuild the notebook to grade (``grader.assemble``), run it on a
-warm sandboxed server (``grader.sandbox``), turn the judge's verdicts into cell outputs, then
-let nbgrader's own ``SaveAutoGrades`` record the scores in the gradebook and write the
-autograded notebook where ``nbgrader generate_feedback`` expects it.
+The stages of a batch (discover, assemble, run, judge, score, render, record, feedback) are
+listed in one place, ``grader.sandbox.protocol``, with the types they hand on. Per notebook of
+a student: rebuild the notebook to grade (:func:`grader.assemble.assemble`), make it a
+:class:`Job`, run it on a warm sandboxed server (:class:`GradingWorkers`), score its test cells
+from the judge's verdicts (:func:`score_cells`), put the outputs into the notebook
+(:func:`render_outputs`), then :func:`record`: nbgrader's own ``SaveAutoGrades`` records the
+scores in the gradebook and the autograded notebook goes where ``nbgrader generate_feedback``
+expects it.
 
-Parallelism goes through a ``concurrent.futures.Executor``: by default a thread pool whose
-threads each drive one warm server process (the work happens in those processes). Any other
-executor with ``submit`` (a Dask ``distributed.Client`` running :func:`grade_job` on workers
-that have dlhw installed, for a course that outgrows one machine) can be passed instead.
+Only this (the instructor's) process records anything. The workers get each job whole (its
+cells, helper files, seed and limits) and give back a :class:`JobResult`; both pickle, so a
+:class:`GradingWorkers` can as well live on another machine (one per Dask worker).
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import threading
 import time
 import warnings
 from collections import Counter
-from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -30,8 +33,9 @@ from typing import Dict, List, Optional
 import nbformat
 
 from dlhw.checks.core import message_lines
-from grader.assemble import assemble
+from grader.assemble import Assembled, assemble
 from grader.course import Course, is_test_cell, nbgrader_meta, os_cpu_count
+from grader.sandbox.protocol import CellJob, CellResult, Job, JobResult, Limits, Status
 
 DEFAULT_CELL_TIMEOUT = 60.0
 DEFAULT_MEMORY_MB = 2048
@@ -41,50 +45,82 @@ SANDBOX_UID = int(os.environ.get("DLHW_SANDBOX_UID", "65534"))   # student code'
 
 
 # ------------------------------------------------------------------------------ the workers
-_local = threading.local()
-_all_servers: list = []
-_servers_lock = threading.Lock()
-_settings: dict = {}
+class GradingWorkers:
+    """Warm grading servers, one per thread, all started from one staged judge.
 
-
-def _server():
-    from grader.sandbox.client import WarmServer
-    srv = getattr(_local, "server", None)
-    if srv is None or not srv.alive():
-        srv = _local.server = WarmServer(_settings["stage"], sandbox=_settings["sandbox"])
-        with _servers_lock:
-            _all_servers.append(srv)
-    return srv
-
-
-def _start_server():
-    try:
-        _server()
-    except Exception as exc:  # reported again when the first job needs it
-        _local.start_error = exc
-
-
-def grade_job(job: dict) -> dict:
-    """Run one notebook's cells on this thread's warm server.
-
-    A server that dies (killed, os._exit in the wrong place, a segfault) costs only the
+    ``grade(job)`` runs a job on the calling thread's server (started on first use);
+    ``submit(job)`` on one of the pool's own ``workers`` threads (``start`` starts their servers
+    ahead). A server that dies (killed, os._exit in the wrong place, a segfault) costs only the
     submission it was running: that result says what happened, the submission is not re-run,
-    and the next job starts a fresh server (from the staged, verified judge).
+    and the next job starts a fresh server (from the staged, verified judge). ``close`` stops
+    them all. One object per machine, or per Dask worker: it holds no state of the batch but the
+    judge.
     """
-    from grader.sandbox.client import JudgeChanged, SandboxUnavailable
-    try:
-        srv = _server()
-    except (JudgeChanged, SandboxUnavailable):
-        raise
-    except Exception as exc:
-        return {"cells": [{"status": "not_run", "verdicts": [],
-                           "message": f"the grader could not start a grading server: {str(exc)[:500]}"}
-                          for _ in job["cells"]], "seconds": 0.0, "crashed": str(exc)[:500]}
-    result = srv.run(job)
-    if result.get("crashed"):
-        srv.kill()
-        _local.server = None
-    return result
+
+    def __init__(self, stage, sandbox: bool = True, workers: Optional[int] = None):
+        self.stage, self.sandbox = stage, sandbox
+        self.workers = workers or os_cpu_count()
+        self._local = threading.local()
+        self._servers: list = []
+        self._lock = threading.Lock()
+        self._pool: Optional[ThreadPoolExecutor] = None
+
+    def start(self) -> "GradingWorkers":
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, initializer=self._start_server)
+        return self
+
+    def server(self):
+        """This thread's warm server (a new one if it has none, or it died)."""
+        from grader.sandbox.client import WarmServer
+        srv = getattr(self._local, "server", None)
+        if srv is None or not srv.alive():
+            srv = self._local.server = WarmServer(self.stage, sandbox=self.sandbox)
+            with self._lock:
+                self._servers.append(srv)
+        return srv
+
+    def _start_server(self) -> None:
+        try:
+            self.server()
+        except Exception:  # reported again when the first job needs it
+            pass
+
+    def grade(self, job: Job) -> JobResult:
+        """One notebook's results, on this thread's server; raises JudgeChanged, SandboxUnavailable."""
+        from grader.sandbox.client import JudgeChanged, SandboxUnavailable
+        try:
+            srv = self.server()
+        except (JudgeChanged, SandboxUnavailable):
+            raise
+        except Exception as exc:
+            why = f"the grader could not start a grading server: {str(exc)[:500]}"
+            return JobResult([CellResult.stopped(Status.NOT_RUN, why) for _ in job.cells], 0.0,
+                             crashed=str(exc)[:500], key=job.key)
+        result = srv.run(job)
+        if result.crashed:
+            srv.kill()
+            self._local.server = None
+        return result
+
+    def submit(self, job: Job) -> Future:
+        if self._pool is None:
+            self.start()
+        return self._pool.submit(self.grade, job)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        with self._lock:
+            while self._servers:
+                self._servers.pop().close()
+        self._local = threading.local()
+
+    def __enter__(self) -> "GradingWorkers":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 # ------------------------------------------------------------------------------ results
@@ -128,71 +164,114 @@ def _secret(course: Course) -> str:
     return path.read_text().strip()
 
 
-def _fill_outputs(asm, result: dict) -> List[TestResult]:
-    """Put outputs into the graded notebook and score its test cells from the judge's verdicts."""
-    tests = []
-    by_cell = dict(zip(asm.run, result["cells"]))
+# ------------------------------------------------------------------------------ score, render
+@dataclass
+class CellScore:
+    """A test cell's score from the judge's verdicts: ``points`` of ``max_points``, with why not."""
+    index: int                  # the cell's index in the graded notebook
+    name: str                   # its grade id and the checks it calls
+    max_points: float
+    failures: List[str]         # empty when it passes
+    report: str                 # the judge's verdict lines
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    @property
+    def points(self) -> float:
+        return self.max_points if self.passed else 0.0
+
+    def test_result(self) -> TestResult:
+        return TestResult(self.name, self.points, self.max_points,
+                          "\n".join(self.failures) if self.failures else self.report)
+
+
+def _score_cell(asm: Assembled, idx: int, r: CellResult) -> CellScore:
+    cell = asm.notebook.cells[idx]
+    meta = nbgrader_meta(cell)
+    expected = list(dict.fromkeys(asm.expected_checks.get(idx, [])))
+    failures = [v.message for v in r.verdicts if not v.passed]
+    # every call the cell's source makes must have reported, visible and hidden alike
+    reported = Counter((v.check, v.hidden) for v in r.verdicts)
+    want = Counter(asm.expected_calls.get(idx, []))
+    missing = list(dict.fromkeys(n + (" (hidden)" if h else "") for (n, h), k in want.items()
+                                 if reported[(n, h)] < k))
+    if r.status.stopped:
+        failures.insert(0, r.message or r.status.value)
+    if missing:
+        failures.append("the check(s) " + ", ".join(missing) + " did not report (the cell stopped before "
+                        "them" + (f": {r.error.ename}: {r.error.evalue[:300]}" if r.error else "") + ")")
+    if not expected and r.status is not Status.OK and not failures:
+        failures.append(f"{r.error.ename}: {r.error.evalue}" if r.error else r.status.value)
+    report = "\n".join(("[grader] \u2713 " if v.passed else "[grader] \u2717 ") + v.message for v in r.verdicts)
+    name = meta.get("grade_id", f"cell {idx}")
+    if expected:
+        name += " (" + ", ".join(expected) + ")"
+    return CellScore(idx, name, float(meta.get("points", 0)), failures, report)
+
+
+def score_cells(asm: Assembled, result: JobResult) -> List[CellScore]:
+    """The score of every test cell that ran, in notebook order (the judge's verdicts decide)."""
+    return [_score_cell(asm, idx, r) for idx, r in zip(asm.run, result.cells)
+            if is_test_cell(asm.notebook.cells[idx])]
+
+
+def _stream(name: str, text: str):
+    return nbformat.v4.new_output("stream", name=name, text=text)
+
+
+def render_outputs(asm: Assembled, result: JobResult, scores: List[CellScore]) -> None:
+    """Put each code cell's outputs into the graded notebook (cells not run get none)."""
+    by_cell = dict(zip(asm.run, result.cells))
+    by_score = {s.index: s for s in scores}
     for idx, cell in enumerate(asm.notebook.cells):
         if cell.cell_type != "code":
             continue
         r = by_cell.get(idx)
-        outputs = []
         if r is None:
             cell.outputs = []
-            continue
-        for stream in ("stdout", "stderr"):
-            if r.get(stream):
-                outputs.append(nbformat.v4.new_output("stream", name=stream, text=r[stream]))
-        status = r.get("status")
-        if is_test_cell(cell):
-            meta = nbgrader_meta(cell)
-            expected = list(dict.fromkeys(asm.expected_checks.get(idx, [])))
-            verdicts = r.get("verdicts", [])
-            failures = [v["message"] for v in verdicts if not v["passed"]]
-            # every call the cell's source makes must have reported, visible and hidden alike
-            reported = Counter((v["check"], bool(v.get("hidden"))) for v in verdicts)
-            want = Counter(asm.expected_calls.get(idx, []))
-            missing = list(dict.fromkeys(n + (" (hidden)" if h else "") for (n, h), k in want.items()
-                                         if reported[(n, h)] < k))
-            if status in ("timeout", "died", "not_run", "protocol"):
-                failures.insert(0, r.get("message", status))
-            if missing:
-                failures.append("the check(s) " + ", ".join(missing) + " did not report (the cell stopped before "
-                                "them" + (f": {r['error']['ename']}: {r['error']['evalue'][:300]}" if r.get("error") else "")
-                                + ")")
-            if not expected and status != "ok" and not failures:
-                failures.append(f"{r['error']['ename']}: {r['error']['evalue']}" if r.get("error") else status)
-            ok = not failures
-            report = "\n".join(("[grader] \u2713 " if v["passed"] else "[grader] \u2717 ") + v["message"]
-                               for v in verdicts)
-            # the student's process printed its own copy of each verdict; the judge's is the record.
-            # nbgrader zeroes any grade cell that wrote to stderr (a warning from correct code
-            # would cost the points), so what the student's code wrote there is shown as text.
-            outputs = [nbformat.v4.new_output("stream", name="stdout", text="[stderr]\n" + o["text"])
-                       for o in outputs if o.get("name") == "stderr"]
-            if report:
-                outputs.append(nbformat.v4.new_output("stream", name="stdout", text=report + "\n"))
-            if not ok:
-                # short wrapped lines, as the notebook shows them: feedback and Validate read them whole
-                outputs.append(nbformat.v4.new_output("error", ename="CheckFailed", evalue=failures[0],
-                                                      traceback=[line for f in failures
-                                                                 for line in message_lines("\u2717 " + f)]))
-            points = float(meta.get("points", 0))
-            name = meta.get("grade_id", f"cell {idx}")
-            if expected:
-                name += " (" + ", ".join(dict.fromkeys(expected)) + ")"
-            tests.append(TestResult(name, points if ok else 0.0, points,
-                                    "\n".join(failures) if failures else report))
+        elif idx in by_score:
+            cell.outputs = _test_cell_outputs(r, by_score[idx])
         else:
-            if status in ("timeout", "died", "not_run", "protocol"):
-                outputs.append(nbformat.v4.new_output("error", ename=status.replace("_", " ").title().replace(" ", ""),
-                                                      evalue=r.get("message", status), traceback=[r.get("message", "")]))
-            elif r.get("error"):
-                e = r["error"]
-                outputs.append(nbformat.v4.new_output("error", ename=e["ename"], evalue=e["evalue"],
-                                                      traceback=str(e.get("traceback", "")).splitlines()[-12:]))
-        cell.outputs = outputs
-    return tests
+            cell.outputs = [_stream(n, t) for n, t in (("stdout", r.stdout), ("stderr", r.stderr)) if t]
+            if r.status.stopped:
+                cell.outputs.append(nbformat.v4.new_output(
+                    "error", ename=r.status.value.replace("_", " ").title().replace(" ", ""),
+                    evalue=r.message or r.status.value, traceback=[r.message]))
+            elif r.error:
+                cell.outputs.append(nbformat.v4.new_output("error", ename=r.error.ename, evalue=r.error.evalue,
+                                                           traceback=r.error.traceback.splitlines()[-12:]))
+
+
+def _test_cell_outputs(r: CellResult, score: CellScore) -> list:
+    # The student's process printed its own copy of each verdict; the judge's is the record, so
+    # the student's stdout is dropped. nbgrader zeroes any grade cell that wrote to stderr (a
+    # warning from correct code would cost the points), so stderr is shown as stdout text.
+    outputs = [_stream("stdout", "[stderr]\n" + r.stderr)] if r.stderr else []
+    if score.report:
+        outputs.append(_stream("stdout", score.report + "\n"))
+    if score.failures:
+        # short wrapped lines, as the notebook shows them: feedback and Validate read them whole
+        outputs.append(nbformat.v4.new_output("error", ename="CheckFailed", evalue=score.failures[0],
+                                              traceback=[line for f in score.failures
+                                                         for line in message_lines("\u2717 " + f)]))
+    return outputs
+
+
+# ------------------------------------------------------------------------------ record
+def record(course: Course, assignment: str, student: str, name: str, nb) -> None:
+    """The notebook's grades into nbgrader's gradebook, the notebook where feedback expects it."""
+    out_dir = course.autograded_dir(student, assignment)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        # nbgrader's own ORM use trips SQLAlchemy's autoflush warnings; they are harmless
+        warnings.simplefilter("ignore")
+        with course.gradebook() as gb:
+            gb.update_or_create_student(student)
+            gb.update_or_create_submission(assignment, student)
+        _save_grades(course, assignment, student, name, nb)
+    nbformat.write(nb, out_dir / f"{name}.ipynb")
 
 
 def _save_grades(course: Course, assignment: str, student: str, name: str, nb) -> None:
@@ -217,7 +296,7 @@ def discover(submitted_root: Path, assignment: str) -> Dict[str, List[Path]]:
 
 
 def autograde(course: Course, assignment: str, submitted_root: Path, results_dir: Path,
-              workers: Optional[int] = None, executor: Optional[Executor] = None,
+              workers: Optional[int] = None,
               cell_timeout: float = DEFAULT_CELL_TIMEOUT, memory_mb: int = DEFAULT_MEMORY_MB,
               progress: bool = True, students: Optional[List[str]] = None,
               skip_practice: bool = True, sandbox: bool = True, allow_apis: bool = False,
@@ -232,7 +311,7 @@ def autograde(course: Course, assignment: str, submitted_root: Path, results_dir
     from tqdm.auto import tqdm
     from grader.curriculum import GRADED, forbidden_apis
     from grader.kit import build_kit
-    from grader.sandbox.client import JudgeStage, SandboxUnavailable, bwrap_path
+    from grader.sandbox.client import JudgeChanged, JudgeStage, SandboxUnavailable, bwrap_path
 
     t0 = time.perf_counter()
     if sandbox and bwrap_path() is None:
@@ -251,107 +330,95 @@ def autograde(course: Course, assignment: str, submitted_root: Path, results_dir
     if not subs:
         raise SystemExit(f"error: no student folders in {submitted_root}")
     secret = _secret(course)
-    # the helper files every submission gets in its private scratch folder
-    files = {extra.name: base64.b64encode(extra.read_bytes()).decode("ascii")
-             for extra in sorted((course.source / assignment).iterdir())
-             if extra.is_file() and extra.suffix != ".ipynb" and not extra.name.startswith(".")}
+    files = helper_files(course, assignment)
+    limits = Limits(cell_timeout=cell_timeout, memory_mb=memory_mb, max_procs=max_procs, disk_mb=disk_mb,
+                    isolate=bool(sandbox), student_uid=SANDBOX_UID,
+                    forbidden=() if allow_apis else tuple(forbidden_apis(assignment)),
+                    # where the judge finds the reference of a graded dependency (dlhw/checks/deps.py)
+                    references={ref.split(":")[1]: ref for refs in GRADED.values() for ref in refs})
     # the judge of this batch: a read-only copy, hashed now and verified at every server start
     stage = JudgeStage(lambda dest: build_kit(dest, with_pyproject=False))
-    _settings.update(stage=stage, sandbox=sandbox)
-    limits = {"cell_timeout": cell_timeout, "memory_mb": memory_mb, "max_procs": max_procs, "disk_mb": disk_mb,
-              "isolate": bool(sandbox), "student_uid": SANDBOX_UID,
-              "forbidden": [] if allow_apis else list(forbidden_apis(assignment)),
-              # where the judge finds the reference of a graded dependency (dlhw/checks/deps.py)
-              "references": {ref.split(":")[1]: ref for refs in GRADED.values() for ref in refs}}
-
-    own_pool = executor is None
-    if own_pool:
-        workers = workers or os_cpu_count()
-        executor = ThreadPoolExecutor(max_workers=workers, initializer=_start_server)
-
-    # assemble every notebook of every student, then hand all the jobs to the pool at once
-    plans = {}
-    futures = {}
-    for student, paths in subs.items():
-        for src in sources:
-            source_nb = nbformat.read(src, as_version=4)
-            release_nb = nbformat.read(course.release / assignment / src.name, as_version=4)
-            asm = assemble(source_nb, release_nb, paths, src.stem, skip_practice=skip_practice)
-            seed = hashlib.sha256(f"{secret}|{assignment}|{student}|{src.stem}".encode()).hexdigest()
-            cells = [{"source": asm.notebook.cells[i].source, "calls": asm.expected_calls.get(i)} for i in asm.run]
-            job = dict(limits, cells=cells, files=files, seed=seed)
-            plans[(student, src.stem)] = asm
-            futures[executor.submit(grade_job, job)] = (student, src.stem)
-
     results: Dict[str, StudentResult] = {s: StudentResult(s, assignment) for s in subs}
-    results_dir = Path(results_dir)
-    bar = tqdm(total=len(futures), desc=f"autograde {assignment}", unit="nb", disable=not progress)
+    bar = tqdm(total=len(subs) * len(sources), desc=f"autograde {assignment}", unit="nb", disable=not progress)
     try:
-        for fut in as_completed(futures):
-            student, name = futures[fut]
-            asm = plans[(student, name)]
-            try:
-                res = fut.result()
-            except SandboxUnavailable as exc:
-                raise SystemExit(f"error: {exc}") from None
-            except Exception as exc:
-                from grader.sandbox.client import JudgeChanged
-                if isinstance(exc, JudgeChanged):
+        # the servers warm up while every notebook is assembled; all the jobs go to the pool at once
+        with GradingWorkers(stage, sandbox, workers).start() as pool:
+            plans, futures = {}, []
+            for student, paths in subs.items():
+                for src in sources:
+                    asm, job = assemble_job(course, assignment, student, src, paths, secret, limits, files,
+                                            skip_practice)
+                    plans[job.key] = asm
+                    futures.append(pool.submit(job))
+            for fut in as_completed(futures):
+                try:
+                    res = fut.result()
+                except (SandboxUnavailable, JudgeChanged) as exc:
                     raise SystemExit(f"error: {exc}") from None
-                raise
-            sr = results[student]
-            sr.tests.extend(_fill_outputs(asm, res))
-            sr.notes.extend(asm.notes)
-            if res.get("crashed"):
-                sr.notes.append(str(res["crashed"]))
-            sr.notes.extend(_status_notes(asm, res))
-            sr.seconds += res.get("seconds", 0.0)
-            out_dir = course.autograded_dir(student, assignment)
-            out_dir.mkdir(parents=True, exist_ok=True)
-            with warnings.catch_warnings():
-                # nbgrader's own ORM use trips SQLAlchemy's autoflush warnings; they are harmless
-                warnings.simplefilter("ignore")
-                with course.gradebook() as gb:
-                    gb.update_or_create_student(student)
-                    gb.update_or_create_submission(assignment, student)
-                _save_grades(course, assignment, student, name, asm.notebook)
-            nbformat.write(asm.notebook, out_dir / f"{name}.ipynb")
-            bar.update(1)
+                student, name = res.key
+                collect(course, assignment, results[student], name, plans[res.key], res)
+                bar.update(1)
     finally:
         bar.close()
-        if own_pool:
-            executor.shutdown(wait=True, cancel_futures=True)
-            _close_servers()
         stage.cleanup()
-    for sr in results.values():
-        d = results_dir / sr.student
-        d.mkdir(parents=True, exist_ok=True)
-        (d / f"{assignment}.json").write_text(json.dumps(sr.gradescope(), indent=2))
     ordered = [results[s] for s in sorted(results)]
+    write_results(Path(results_dir), assignment, ordered)
     if progress:
         print(class_table(ordered))
         print(f"graded {len(ordered)} submission(s) of {assignment} in {time.perf_counter() - t0:.1f} s")
     return ordered
 
 
-def _status_notes(asm, res) -> List[str]:
+def helper_files(course: Course, assignment: str) -> Dict[str, str]:
+    """The helper files every submission gets in its private scratch folder: name -> base64."""
+    return {extra.name: base64.b64encode(extra.read_bytes()).decode("ascii")
+            for extra in sorted((course.source / assignment).iterdir())
+            if extra.is_file() and extra.suffix != ".ipynb" and not extra.name.startswith(".")}
+
+
+def assemble_job(course: Course, assignment: str, student: str, src: Path, paths: List[Path], secret: str,
+                 limits: Limits, files: Dict[str, str], skip_practice: bool = True):
+    """The notebook ``src`` of ``student`` to grade (an ``Assembled``) and its :class:`Job`."""
+    source_nb = nbformat.read(src, as_version=4)
+    release_nb = nbformat.read(course.release / assignment / src.name, as_version=4)
+    asm = assemble(source_nb, release_nb, paths, src.stem, skip_practice=skip_practice)
+    seed = hashlib.sha256(f"{secret}|{assignment}|{student}|{src.stem}".encode()).hexdigest()
+    cells = [CellJob(asm.notebook.cells[i].source, asm.expected_calls.get(i)) for i in asm.run]
+    return asm, Job(cells, seed, limits, files, key=(student, src.stem))
+
+
+def collect(course: Course, assignment: str, sr: StudentResult, name: str, asm: Assembled,
+            res: JobResult) -> None:
+    """Score, render and record one notebook's result (the instructor's process only)."""
+    scores = score_cells(asm, res)
+    render_outputs(asm, res, scores)
+    sr.tests.extend(s.test_result() for s in scores)
+    sr.notes.extend(asm.notes)
+    if res.crashed:
+        sr.notes.append(res.crashed)
+    sr.notes.extend(_status_notes(asm, res))
+    sr.seconds += res.seconds
+    record(course, assignment, sr.student, name, asm.notebook)
+
+
+def write_results(results_dir: Path, assignment: str, results: List[StudentResult]) -> None:
+    """One Gradescope-style JSON per student: RESULTS/<student>/<assignment>.json."""
+    for sr in results:
+        d = results_dir / sr.student
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"{assignment}.json").write_text(json.dumps(sr.gradescope(), indent=2))
+
+
+def _status_notes(asm: Assembled, res: JobResult) -> List[str]:
     notes = []
-    for idx, r in zip(asm.run, res["cells"]):
+    for idx, r in zip(asm.run, res.cells):
         cell = asm.notebook.cells[idx]
         gid = nbgrader_meta(cell).get("grade_id", f"cell {idx}")
-        if r["status"] in ("timeout", "died", "protocol"):
-            notes.append(f"{gid}: {r.get('message', r['status'])}")
-        elif r.get("error") and not is_test_cell(cell):
-            e = r["error"]
-            notes.append(f"{gid}: {e['ename']}: {str(e['evalue'])[:200]}")
+        if r.status in (Status.TIMEOUT, Status.DIED, Status.PROTOCOL):
+            notes.append(f"{gid}: {r.message or r.status.value}")
+        elif r.error and not is_test_cell(cell):
+            notes.append(f"{gid}: {r.error.ename}: {r.error.evalue[:200]}")
     return notes
-
-
-def _close_servers():
-    with _servers_lock:
-        while _all_servers:
-            _all_servers.pop().close()
-    _local.__dict__.clear()
 
 
 def class_table(results: List[StudentResult]) -> str:

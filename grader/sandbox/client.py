@@ -3,7 +3,8 @@
 A batch first *stages* the judge (:class:`JudgeStage`): a private, read-only copy of the student
 kit and of the server's code, outside every folder a student can reach, with a content digest
 taken before any submission runs. ``WarmServer`` is one server process (``grader.sandbox.server``)
-started from that copy; ``run(job)`` sends it one submission and returns its result.
+started from that copy; ``run(job)`` sends it one submission (a ``protocol.Job``) and returns
+its ``protocol.JobResult``.
 
 The server's bubblewrap sandbox (``server_command``):
 
@@ -23,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import sysconfig
@@ -31,9 +31,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
-from grader.sandbox.protocol import recv, tree_digest
+from grader.sandbox.protocol import CellResult, Job, JobResult, Op, Status, recv, send_frame, tree_digest
 
 SERVER_DIR = Path(__file__).resolve().parent
 KIT_MOUNT, SERVER_MOUNT, REFERENCE_MOUNT = "/opt/dlhw-kit", "/opt/dlhw-server", "/opt/dlhw-ref"
@@ -164,7 +164,7 @@ class WarmServer:
         self._stderr = []
         threading.Thread(target=self._drain, daemon=True).start()
         hello = self._recv(timeout=300)
-        if hello is None or hello.get("op") != "ready":
+        if hello is None or hello.get("op") != Op.READY:
             self.kill()
             raise RuntimeError("the grading server did not start:\n" + "".join(self._stderr)[-3000:])
         if hello.get("digest") != stage.digest:
@@ -184,47 +184,41 @@ class WarmServer:
         except (EOFError, TimeoutError, ValueError, OSError):
             return None
 
-    def run(self, job: dict) -> dict:
+    def run(self, job: Job) -> JobResult:
         """The submission's result. Cells finished before the server died keep their results;
         the others say what happened. A submission is never re-run."""
-        data = json.dumps(job).encode()
-        cells = [None] * len(job["cells"])
+        cells: List[Optional[CellResult]] = [None] * len(job.cells)
         try:
-            self.proc.stdin.write(struct.pack("<Q", len(data)) + data)
-            self.proc.stdin.flush()
+            send_frame(self.proc.stdin.fileno(), json.dumps(job.to_wire()).encode())
         except OSError:
-            return self._lost(cells, "the grading server had stopped before this submission")
+            return self._lost(job, cells, "the grading server had stopped before this submission")
         # every cell ends within its time limit; a replay re-runs at most all cells before it
-        patience = float(job.get("cell_timeout", 60)) * (len(cells) + 2) + 60
+        patience = float(job.limits.cell_timeout) * (len(cells) + 2) + 60
         while True:
             msg = self._recv(timeout=patience)
             if msg is None:
                 how = "stopped answering" if self.alive() else f"died ({self._exit()})"
                 self.kill()
-                return self._lost(cells, f"the grading server {how} while grading this submission")
-            if msg.get("op") == "cell":
+                return self._lost(job, cells, f"the grading server {how} while grading this submission")
+            if msg.get("op") == Op.CELL:
                 k = int(msg["index"])
                 if 0 <= k < len(cells):
-                    cells[k] = msg["result"]
+                    cells[k] = CellResult.from_wire(msg["result"])
                 continue
-            if "fatal" in msg:
-                raise RuntimeError("the grading server failed:\n" + str(msg["fatal"])[-3000:])
-            for k, c in enumerate(cells):
-                if c is None:
-                    cells[k] = {"status": "not_run", "verdicts": [], "message": "not run"}
-            return {"cells": cells, "seconds": float(msg.get("seconds", 0.0))}
+            if msg.get("op") == Op.FATAL:
+                raise RuntimeError("the grading server failed:\n" + str(msg.get("error"))[-3000:])
+            return JobResult([c or CellResult.stopped(Status.NOT_RUN, "not run") for c in cells],
+                             float(msg.get("seconds", 0.0)), key=job.key)
 
     def _exit(self) -> str:
         code = self.proc.poll()
         return f"exit status {code}" if code is not None and code >= 0 else f"signal {-code}" if code else "unknown"
 
-    def _lost(self, cells, why: str) -> dict:
-        for k, c in enumerate(cells):
-            if c is None:
-                cells[k] = {"status": "died", "verdicts": [],
-                            "message": f"{why}; this cell and the ones after it score zero (the submission "
-                                       "is not re-run: it may have altered the environment it ran in)"}
-        return {"cells": cells, "seconds": 0.0, "crashed": why}
+    @staticmethod
+    def _lost(job: Job, cells, why: str) -> JobResult:
+        lost = CellResult.stopped(Status.DIED, f"{why}; this cell and the ones after it score zero (the submission "
+                                               "is not re-run: it may have altered the environment it ran in)")
+        return JobResult([c or lost for c in cells], 0.0, crashed=why, key=job.key)
 
     def alive(self) -> bool:
         return self.proc.poll() is None

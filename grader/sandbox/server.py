@@ -45,6 +45,9 @@ import struct
 import sys
 import time
 import traceback
+from dataclasses import dataclass
+from enum import Enum
+from typing import Callable, List, Optional
 
 # One thread per worker: the grader runs one worker per core, and forking a process whose
 # OpenMP/BLAS thread pools are running can deadlock the child.
@@ -55,7 +58,8 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 SUBMISSION_DIR = "/submission"  # the student's scratch folder inside the sandbox
 REFERENCE_MOUNT = "/opt/dlhw-ref"   # the full dlhw (with solutions): the judge's, never the student's
 
-from grader.sandbox.protocol import read_frame, recv, send, send_frame, tree_digest  # noqa: E402
+from grader.sandbox.protocol import (CellError, CellJob, CellResult, Job, Limits, Op, Status, Verdict,  # noqa: E402
+                                     read_frame, recv, send, send_frame, tree_digest)
 
 # ------------------------------------------------------------------------------- the sandbox
 
@@ -82,9 +86,9 @@ def _mount_tmpfs(target: str, size_mb: int) -> None:
     _ok(_libc.mount(b"tmpfs", target.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, opts), f"mount tmpfs on {target}")
 
 
-def _enter_sandbox(job: dict) -> None:
+def _enter_sandbox(limits: Limits) -> None:
     """Isolate this (not yet student) process; see the module docstring. Raises OSError."""
-    uid = int(job.get("student_uid", -1))
+    uid = int(limits.student_uid)
     if os.getuid() == 0 and uid > 0:
         # the root set-up: student code never runs as the judge's user
         os.setgroups([])
@@ -102,7 +106,7 @@ def _enter_sandbox(job: dict) -> None:
     with open("/proc/self/gid_map", "w") as fh:
         fh.write(f"{me_g} {me_g} 1")
     _ok(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make mounts private")
-    disk = int(job.get("disk_mb", 256))
+    disk = int(limits.disk_mb)
     # Python itself may live under /tmp (a clone or venv there): the private /tmp would cover it,
     # so keep a handle on those folders and bind them back, read-only, into the new /tmp
     keep = [p for p in os.environ.get("DLHW_KEEP_UNDER_TMP", "").split(":") if p.startswith("/tmp/")]
@@ -147,18 +151,18 @@ def _write_files(workdir: str, files: dict) -> None:
             fh.write(base64.b64decode(b64))
 
 
-def _apply_limits(job: dict) -> None:
+def _apply_limits(limits: Limits) -> None:
     import resource
-    cap = int(job.get("memory_mb", 2048)) << 20
+    cap = int(limits.memory_mb) << 20
     with open("/proc/self/status") as fh:
         vm = next((int(line.split()[1]) << 10 for line in fh if line.startswith("VmSize:")), 0)
     # the cap is on top of what the warm process already maps (torch maps a lot)
-    limits = [(resource.RLIMIT_AS, vm + cap), (resource.RLIMIT_FSIZE, int(job.get("disk_mb", 256)) << 20),
+    rlimits = [(resource.RLIMIT_AS, vm + cap), (resource.RLIMIT_FSIZE, int(limits.disk_mb) << 20),
               (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NOFILE, 256)]
-    if job.get("isolate"):
+    if limits.isolate:
         # counted per user namespace: the submission's own processes only
-        limits.append((resource.RLIMIT_NPROC, int(job.get("max_procs", 64))))
-    for what, value in limits:
+        rlimits.append((resource.RLIMIT_NPROC, int(limits.max_procs)))
+    for what, value in rlimits:
         try:
             resource.setrlimit(what, (value, value))
         except (ValueError, OSError):
@@ -195,25 +199,13 @@ class _LimitedWriter(io.TextIOBase):
 def _recv_cell(ctl):
     """The next cell to run and its two fresh descriptors, from the judge's control socket."""
     import socket
-    head, fds, _, _ = socket.recv_fds(ctl, 8, 2)
-    if not head:
+    mark, fds, _, _ = socket.recv_fds(ctl, 1, 2)     # the descriptors travel with one byte
+    if not mark:
         raise EOFError
-    while len(head) < 8:
-        more = ctl.recv(8 - len(head))
-        if not more:
-            raise EOFError
-        head += more
-    (n,) = struct.unpack("<Q", head)
-    body = b""
-    while len(body) < n:
-        more = ctl.recv(min(n - len(body), 1 << 20))
-        if not more:
-            raise EOFError
-        body += more
-    return json.loads(body), fds
+    return json.loads(read_frame(ctl.fileno())), fds
 
 
-def _student(ctl_fd: int, job: dict) -> None:
+def _student(ctl_fd: int, limits: Limits, workdir: str) -> None:
     """Run cells on request until told to stop, inside the sandbox. Never returns.
 
     Each cell gets a fresh pair of pipes to the judge (passed with it over the control
@@ -221,10 +213,9 @@ def _student(ctl_fd: int, job: dict) -> None:
     channel of the cells after it.
     """
     import socket
-    _apply_limits(job)
-    if job.get("isolate"):
+    _apply_limits(limits)
+    if limits.isolate:
         _drop_privileges()
-    workdir = job["workdir"]
     os.chdir(workdir)
     # helper modules next to the notebook (an assignment's blocks.py) import as in Jupyter
     sys.path.insert(0, workdir)
@@ -242,24 +233,23 @@ def _student(ctl_fd: int, job: dict) -> None:
 
     import dlhw.checks.core as core
     from dlhw.checks.wire import encode
-    core.set_policy(job.get("forbidden"))
+    core.set_policy(list(limits.forbidden))
 
     from IPython.core.interactiveshell import InteractiveShell
     shell = InteractiveShell.instance(colors="NoColor", history_length=0)
     shell.showtraceback = lambda *a, **k: None   # errors are reported structured, below
-    limit = int(job.get("output_limit", 20000))
     real_stdout, real_stderr = sys.stdout, sys.stderr
     while True:
         try:
             msg, fds = _recv_cell(ctl)
         except (EOFError, OSError, ValueError):
             os._exit(0)
-        if not isinstance(msg, dict) or msg.get("op") != "run" or len(fds) != 2:
+        if not isinstance(msg, dict) or msg.get("op") != Op.RUN or len(fds) != 2:
             os._exit(3)
         req_w, rep_r = fds
-        core._CHANNEL = core._Channel(rep_r, req_w)
-        core._CHANNEL.nonce = str(msg.get("nonce", ""))
-        out, err = _LimitedWriter(limit), _LimitedWriter(limit)
+        nonce = str(msg.get("nonce", ""))
+        core.install_channel(rep_r, req_w, nonce)
+        out, err = _LimitedWriter(limits.output_limit), _LimitedWriter(limits.output_limit)
         sys.stdout, sys.stderr = out, err
         error = None
         try:
@@ -273,8 +263,8 @@ def _student(ctl_fd: int, job: dict) -> None:
         finally:
             sys.stdout, sys.stderr = real_stdout, real_stderr
         try:
-            core._CHANNEL._send(encode({"op": "done", "nonce": core._CHANNEL.nonce, "stdout": out.text(),
-                                        "stderr": err.text() if error is None else "", "error": error}))
+            send_frame(req_w, encode({"op": Op.DONE.value, "nonce": nonce, "stdout": out.text(),
+                                      "stderr": err.text() if error is None else "", "error": error}))
         except OSError:
             pass
         for fd in (req_w, rep_r):
@@ -284,8 +274,12 @@ def _student(ctl_fd: int, job: dict) -> None:
                 pass
 
 
-def _fork_child(job: dict):
-    """Fork a sandboxed child; returns (pids to kill, control socket) or raises RuntimeError."""
+class SandboxError(RuntimeError):
+    """The submission's sandbox could not be made: the judge stops (the batch reports it)."""
+
+
+def _fork_child(job: Job):
+    """Fork a sandboxed child; returns (pids to kill, control socket) or raises SandboxError."""
     import socket
     ctl_judge, ctl_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     hello_r, hello_w = os.pipe()
@@ -295,26 +289,25 @@ def _fork_child(job: dict):
         try:
             ctl_judge.close()
             os.close(hello_r)
-            if not job.get("isolate"):
+            if not job.limits.isolate:
                 import tempfile
-                job["workdir"] = tempfile.mkdtemp(prefix="submission-")
-                _write_files(job["workdir"], job.get("files", {}))
-                send(hello_w, {"op": "started", "pid": os.getpid()})
+                workdir = tempfile.mkdtemp(prefix="submission-")
+                _write_files(workdir, job.files)
+                send(hello_w, Op.STARTED, pid=os.getpid())
                 os.close(hello_w)
-                _student(ctl_child.detach(), job)
-            _enter_sandbox(job)
-            job["workdir"] = SUBMISSION_DIR
+                _student(ctl_child.detach(), job.limits, workdir)
+            _enter_sandbox(job.limits)
             student = os.fork()     # PID 1 of the submission's PID namespace
             if student == 0:
                 try:
                     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
                     os.close(hello_w)
-                    _write_files(SUBMISSION_DIR, job.get("files", {}))
-                    _student(ctl_child.detach(), job)
+                    _write_files(SUBMISSION_DIR, job.files)
+                    _student(ctl_child.detach(), job.limits, SUBMISSION_DIR)
                 finally:
                     os._exit(4)
             ctl_child.close()
-            send(hello_w, {"op": "started", "pid": student})
+            send(hello_w, Op.STARTED, pid=student)
             os.close(hello_w)
             # PID 1's exit is reported only once the kernel has killed and reaped every other
             # process of its namespace, so when this process exits the submission is all gone
@@ -322,7 +315,7 @@ def _fork_child(job: dict):
             code = 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
         except BaseException as exc:
             try:
-                send(hello_w, {"op": "sandbox_error", "error": f"{type(exc).__name__}: {exc}"})
+                send(hello_w, Op.SANDBOX_ERROR, error=f"{type(exc).__name__}: {exc}")
             except Exception:
                 pass
             code = 5
@@ -332,14 +325,14 @@ def _fork_child(job: dict):
     os.close(hello_w)
     ready = select.select([hello_r], [], [], 30)[0]
     try:
-        hello = recv(hello_r) if ready else {"op": "sandbox_error", "error": "no answer in 30 s"}
+        hello = recv(hello_r) if ready else {"op": Op.SANDBOX_ERROR, "error": "no answer in 30 s"}
     except (EOFError, ValueError, struct.error):
-        hello = {"op": "sandbox_error", "error": "the sandbox exited while starting"}
+        hello = {"op": Op.SANDBOX_ERROR, "error": "the sandbox exited while starting"}
     os.close(hello_r)
-    if hello.get("op") != "started":
+    if hello.get("op") != Op.STARTED:
         ctl_judge.close()
         _kill([pid])
-        raise RuntimeError("could not create the submission's sandbox: " + str(hello.get("error")))
+        raise SandboxError("could not create the submission's sandbox: " + str(hello.get("error")))
     return [int(hello["pid"]), pid], ctl_judge
 
 
@@ -348,10 +341,12 @@ def _send_cell(ctl, msg: dict):
     import socket
     req_r, req_w = os.pipe()
     rep_r, rep_w = os.pipe()
-    body = json.dumps(msg).encode()
     try:
-        socket.send_fds(ctl, [struct.pack("<Q", len(body))], [req_w, rep_r])
-        ctl.sendall(body)
+        socket.send_fds(ctl, [b"\0"], [req_w, rep_r])
+        send_frame(ctl.fileno(), json.dumps(msg).encode())
+    except OSError:
+        _close(req_r, rep_w)
+        raise
     finally:
         os.close(req_w)
         os.close(rep_r)
@@ -421,6 +416,61 @@ def _reap_strays() -> None:
 
 # ------------------------------------------------------------------------------- judge side
 
+# ------------------------------------------------------------------------------- judge side
+
+class Reference:
+    """The reference helper: a process forked before the judge imports the kit's checks, which
+    alone imports the full package, to evaluate graded dependencies (dlhw/checks/deps.py).
+
+    The judge itself never imports the reference, so no submission forked from the judge holds
+    it in memory; the helper's pipes are the judge's alone.
+    """
+
+    def __init__(self, root: str):
+        to_r, to_w = os.pipe()
+        back_r, back_w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            try:
+                os.close(to_w)
+                os.close(back_r)
+                self._serve(root, to_r, back_w)
+            finally:
+                os._exit(0)
+        os.close(to_r)
+        os.close(back_w)
+        self.rfd, self.wfd = back_r, to_w
+
+    @staticmethod
+    def _serve(root: str, rfd: int, wfd: int) -> None:
+        _prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        # the kit's dlhw came in with the protocol's framing: the reference's package replaces it
+        for name in [m for m in sys.modules if m == "dlhw" or m.startswith("dlhw.")]:
+            del sys.modules[name]
+        sys.path.insert(0, root)
+        import importlib
+        import numpy  # noqa: F401
+        from dlhw.checks.wire import decode, encode
+        while True:
+            try:
+                req = decode(read_frame(rfd))
+            except EOFError:
+                return
+            try:
+                module, name = str(req["ref"]).split(":")
+                fn = getattr(importlib.import_module(module), name)
+                payload = encode({"result": fn(*req["args"], **req["kwargs"])})
+            except BaseException as exc:
+                payload = encode({"__error__": f"{type(exc).__name__}: {str(exc)[:300]}"})
+            send_frame(wfd, payload)
+
+    def call(self, ref: str, args, kwargs, deadline: float) -> bytes:
+        """The encoded reply ``{"result": ...}`` (or ``{"__error__": ...}``) of ``ref(*args, **kwargs)``."""
+        from dlhw.checks.wire import encode
+        send_frame(self.wfd, encode({"ref": ref, "args": args, "kwargs": kwargs}))
+        return read_frame(self.rfd, deadline)
+
+
 class Judge:
     """Hands out inputs and records verdicts for one submission.
 
@@ -428,14 +478,13 @@ class Judge:
     they are hidden: a test cell gets the calls its (restored) source makes, in that order.
     """
 
-    def __init__(self, seed: str):
+    def __init__(self, seed: str, reference: Optional[Reference] = None, references: Optional[dict] = None):
         from dlhw.checks import core
         self.core = core
         self.seed = seed
-        self.pending = {}
+        self.reference, self.references = reference, dict(references or {})
         self.calls = {}
-        self.allowed = []
-        self.deps_used = {}
+        self.start_cell(-1, None)
 
     def start_cell(self, cell: int, calls) -> None:
         self.cell = cell
@@ -443,6 +492,23 @@ class Judge:
         self.test = calls is not None
         self.pending = {}
         self.deps_used = {}
+        self.verdicts: List[Verdict] = []       # this cell's, in the order the checks reported
+
+    def answer(self, op: Op, msg: dict, deadline: float) -> bytes:
+        """The encoded reply to one of the kernel's requests (``op`` INPUTS, OUTPUTS or DEP)."""
+        from dlhw.checks.wire import encode
+        if op == Op.INPUTS:
+            try:
+                inputs = self.inputs(str(msg.get("check")))
+            except Exception as exc:
+                return encode({"__error__": str(exc)})
+            return encode(inputs)
+        if op == Op.OUTPUTS:
+            name = str(msg.get("check"))
+            passed, message, hidden = self.verdict(name, msg.get("outputs"))
+            self.verdicts.append(Verdict(name, hidden, passed, message))
+            return encode({"passed": passed, "message": message})
+        return self._dependency(msg, deadline)
 
     def _seed(self, cell: int, check: str, hidden: bool) -> int:
         # deterministic per (secret, student, cell, check, call number): regrading gives the
@@ -488,209 +554,186 @@ class Judge:
                 return name
         return None
 
-
-def run_job(job: dict, out_fd: int) -> dict:
-    """Grade one submission; send each finished cell's result on ``out_fd`` as it comes."""
-    from dlhw.checks.wire import WireError, decode, encode
-
-    cells = job["cells"]
-    timeout = float(job.get("cell_timeout", 30))
-    judge = Judge(job.get("seed", "0"))
-    results = [None] * len(cells)
-    skip = set()            # cells that timed out or broke the protocol: not replayed
-    start = time.monotonic()
-
-    def finish(k, result):
-        results[k] = result
-        send(out_fd, {"op": "cell", "index": k, "result": result})
-
-    def reply(wfd, obj):
-        reply_raw(wfd, encode(obj))
-
-    def reply_raw(wfd, payload: bytes):
-        send_frame(wfd, payload)
-
-    i = 0
-    while i < len(cells):
+    def _dependency(self, msg: dict, deadline: float) -> bytes:
+        """The answer to a graded function's call of one of its dependencies (encoded)."""
+        from dlhw.checks.wire import encode
+        function = str(msg.get("function"))
+        check = self.dependency(function)
+        ref = self.references.get(function)
+        if check is None or ref is None or self.reference is None:
+            return encode({"__error__": f"{function} is not a dependency of the check running now"})
         try:
-            pids, ctl = _fork_child(job)
-        except RuntimeError as exc:
-            return {"fatal": str(exc)}
-        replaying = [k for k in range(i) if k not in skip]
-        died = None
-        rfd = wfd = None
-        for k in replaying + list(range(i, len(cells))):
-            replay = k < i
-            cell = cells[k]
-            nonce = secrets.token_hex(16)
-            judge.start_cell(k, cell.get("calls"))
-            verdicts = []
-            try:
-                rfd, wfd = _send_cell(ctl, {"op": "run", "source": cell["source"], "nonce": nonce})
-            except OSError:
-                died = "the kernel had exited before this cell"
-                break
-            deadline = time.monotonic() + timeout
-            done, violation = None, None
-            while done is None:
+            answer = self.reference.call(ref, msg.get("args") or [], msg.get("kwargs") or {}, deadline)
+        except (OSError, EOFError, TimeoutError, ValueError) as exc:
+            return encode({"__error__": f"the reference did not answer ({type(exc).__name__})"})
+        used = self.deps_used.setdefault(check, [])
+        if function not in used:
+            used.append(function)
+        return answer
+
+
+# ------------------------------------------------------------------------------- running cells
+
+class End(Enum):
+    """How the kernel left one cell (what the replay logic decides on)."""
+    DONE = "done"               # the cell finished (its own error included)
+    TIMEOUT = "timeout"
+    DIED = "died"               # the kernel died during the cell
+    VIOLATION = "violation"     # the cell broke the grading protocol
+    GONE = "gone"               # the kernel had exited before the cell could be sent
+
+
+@dataclass
+class CellRun:
+    end: End
+    verdicts: List[Verdict]
+    done: Optional[dict] = None     # the kernel's report of a finished cell (stdout, stderr, error)
+    violation: str = ""
+
+    def result(self) -> CellResult:
+        """The result of a finished cell (``end`` DONE); what the kernel says is bounded here."""
+        err = self.done.get("error")
+        if isinstance(err, dict):
+            err = CellError(str(err.get("ename", "")), str(err.get("evalue", ""))[:4000],
+                            str(err.get("traceback", ""))[-8000:])
+        elif err:
+            err = CellError("Error", str(err)[:4000])
+        return CellResult(Status.ERROR if err else Status.OK, self.verdicts,
+                          stdout=str(self.done.get("stdout", ""))[:200000],
+                          stderr=str(self.done.get("stderr", ""))[:200000], error=err or None)
+
+
+class Kernel:
+    """One sandboxed student process (forked for a submission) that runs its cells one at a time."""
+
+    def __init__(self, job: Job):
+        self.pids, self.ctl = _fork_child(job)
+        self._how = None
+
+    def run_cell(self, judge: Judge, index: int, cell: CellJob, timeout: float) -> CellRun:
+        """Run cell ``index``, answering its check requests with ``judge``, for at most ``timeout`` s."""
+        from dlhw.checks.wire import WireError, decode
+        nonce = secrets.token_hex(16)
+        judge.start_cell(index, cell.calls)
+        try:
+            rfd, wfd = _send_cell(self.ctl, {"op": Op.RUN.value, "source": cell.source, "nonce": nonce})
+        except OSError:
+            return CellRun(End.GONE, judge.verdicts)
+        deadline = time.monotonic() + timeout
+
+        def violated(why: str) -> CellRun:
+            return CellRun(End.VIOLATION, judge.verdicts, violation=why)
+        try:
+            while True:
                 try:
                     raw = read_frame(rfd, deadline)
                 except TimeoutError:
-                    done = "timeout"
-                    break
+                    return CellRun(End.TIMEOUT, judge.verdicts)
                 except EOFError:
                     time.sleep(0.2)
                     # the channel closed under a live kernel: the cell's code closed it
-                    if _alive(pids[1]):
-                        violation = "it closed the grader's channel"
-                    else:
-                        done = "died"
-                    break
+                    return violated("it closed the grader's channel") if self.alive() else CellRun(End.DIED, judge.verdicts)
                 except ValueError as exc:
-                    violation = str(exc)
-                    break
+                    return violated(str(exc))
                 try:
                     msg = decode(raw)
                 except (WireError, ValueError, TypeError, KeyError):
-                    violation = "a message that is not the grader's format"
-                    break
+                    msg = None
                 if not isinstance(msg, dict):
-                    violation = "a message that is not the grader's format"
-                    break
+                    return violated("a message that is not the grader's format")
                 if msg.get("nonce") != nonce:
                     continue        # forged: ignored
                 op = msg.get("op")
+                if op == Op.DONE:
+                    return CellRun(End.DONE, judge.verdicts, done=msg)
+                if op not in (Op.INPUTS, Op.OUTPUTS, Op.DEP):
+                    return violated(f"an unknown message {str(op)[:40]!r}")
                 try:
-                    if op == "inputs":
-                        try:
-                            reply(wfd, judge.inputs(str(msg.get("check"))))
-                        except (OSError, WireError):
-                            raise
-                        except Exception as exc:
-                            reply(wfd, {"__error__": str(exc)})
-                    elif op == "outputs":
-                        name = str(msg.get("check"))
-                        passed, message, hidden = judge.verdict(name, msg.get("outputs"))
-                        verdicts.append({"check": name, "hidden": hidden, "passed": passed, "message": message})
-                        reply(wfd, {"passed": passed, "message": message})
-                    elif op == "dep":
-                        reply_raw(wfd, _evaluate_dependency(judge, job, msg, deadline))
-                    elif op == "done":
-                        done = msg
-                    else:
-                        violation = f"an unknown message {str(op)[:40]!r}"
-                        break
+                    send_frame(wfd, judge.answer(Op(op), msg, deadline))
                 except OSError:
                     pass            # the cell closed its reply pipe: its own check calls fail
-            _close(rfd, wfd)
-            if violation is not None:
-                _kill(pids, ctl)
-                if replay:
-                    died = f"the kernel broke the grading protocol while re-running the cells before cell {i}"
-                    break
-                finish(k, {"status": "protocol", "verdicts": verdicts,
-                           "message": f"this cell wrote to the grader's channel ({violation}); it scores "
-                                      "zero and the cells after it were graded in a fresh kernel"})
-                skip.add(k)
-                i = k + 1
-                break
-            if replay:
-                if done in ("timeout", "died"):
-                    # a cell that passed before fails on replay: stop replaying, report it
-                    died = f"the kernel died while re-running the cells before cell {i}"
-                    break
-                continue
-            if done == "timeout":
-                finish(k, {"status": "timeout", "verdicts": verdicts,
-                           "message": f"this cell ran longer than the limit of {timeout:g} s and was stopped"})
-                skip.add(k)
-                _kill(pids, ctl)
-                i = k + 1
-                break
-            if done == "died":
-                how = _kill(pids, ctl)
-                finish(k, {"status": "died", "verdicts": verdicts,
-                           "message": f"the kernel died while running this cell ({how}); the cells after it "
-                                      "were not run and score zero"})
-                for rest in range(k + 1, len(cells)):
-                    finish(rest, {"status": "not_run", "verdicts": [],
-                                  "message": "not run: the kernel died in an earlier cell"})
-                return {"op": "done", "seconds": time.monotonic() - start}
-            finish(k, {"status": "error" if done.get("error") else "ok", "verdicts": verdicts,
-                       "stdout": str(done.get("stdout", ""))[:200000],
-                       "stderr": str(done.get("stderr", ""))[:200000],
-                       "error": done.get("error")})
-        else:
-            _kill(pids, ctl)
-            i = len(cells)
-            continue
-        if died:
-            _kill(pids, ctl)
-            for rest in range(len(cells)):
-                if results[rest] is None:
-                    finish(rest, {"status": "not_run", "verdicts": [], "message": f"not run: {died}"})
-            break
-    return {"op": "done", "seconds": time.monotonic() - start}
-
-
-_REFERENCE = {}     # the reference helper: {"pid", "rfd", "wfd"}
-
-
-def _start_reference_helper(root: str) -> None:
-    """Fork, before this process imports any of dlhw, a helper that imports the reference.
-
-    The judge itself never imports it, so no submission forked from the judge holds it in
-    memory; the helper's pipes are the judge's alone.
-    """
-    to_r, to_w = os.pipe()
-    back_r, back_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(to_w)
-            os.close(back_r)
-            _prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-            sys.path.insert(0, root)
-            import importlib
-            import numpy  # noqa: F401
-            from dlhw.checks.wire import decode, encode
-            while True:
-                try:
-                    req = decode(read_frame(to_r))
-                except EOFError:
-                    break
-                try:
-                    module, name = str(req["ref"]).split(":")
-                    fn = getattr(importlib.import_module(module), name)
-                    payload = encode({"result": fn(*req["args"], **req["kwargs"])})
-                except BaseException as exc:
-                    payload = encode({"__error__": f"{type(exc).__name__}: {str(exc)[:300]}"})
-                send_frame(back_w, payload)
         finally:
-            os._exit(0)
-    os.close(to_r)
-    os.close(back_w)
-    _REFERENCE.update(pid=pid, rfd=back_r, wfd=to_w)
+            _close(rfd, wfd)
+
+    def alive(self) -> bool:
+        return _alive(self.pids[1])
+
+    def kill(self) -> str:
+        """End the kernel (once) and say how it ended."""
+        if self._how is None:
+            self._how = _kill(self.pids, self.ctl)
+        return self._how
 
 
-def _evaluate_dependency(judge, job: dict, msg: dict, deadline: float) -> bytes:
-    """The judge's answer to a graded function's call of one of its dependencies (encoded)."""
-    from dlhw.checks.wire import encode
-    function = str(msg.get("function"))
-    check = judge.dependency(function)
-    ref = (job.get("references") or {}).get(function)
-    if check is None or ref is None or not _REFERENCE:
-        return encode({"__error__": f"{function} is not a dependency of the check running now"})
-    try:
-        payload = encode({"ref": ref, "args": msg.get("args") or [], "kwargs": msg.get("kwargs") or {}})
-        send_frame(_REFERENCE["wfd"], payload)
-        answer = read_frame(_REFERENCE["rfd"], deadline)
-    except (OSError, EOFError, TimeoutError, ValueError) as exc:
-        return encode({"__error__": f"the reference did not answer ({type(exc).__name__})"})
-    used = judge.deps_used.setdefault(check, [])
-    if function not in used:
-        used.append(function)
-    return answer
+def run_job(job: Job, report: Callable[[int, CellResult], None], reference: Optional[Reference] = None) -> None:
+    """Grade one submission: run its cells in order; ``report(index, result)`` each as it ends.
+
+    A cell that times out or breaks the protocol scores zero, and its kernel is replaced: the
+    cells before it (but those that failed so) are replayed in a fresh kernel, then the next one
+    runs. A kernel that dies ends the submission; so does one that fails during a replay (the
+    cell passed before). Every cell is reported exactly once. Raises SandboxError.
+    """
+    judge = Judge(job.seed, reference, job.limits.references)
+    pending = set(range(len(job.cells)))
+
+    def finish(k: int, result: CellResult) -> None:
+        pending.discard(k)
+        report(k, result)
+    skip = set()            # cells that timed out or broke the protocol: not replayed
+    i = 0
+    while i < len(job.cells):
+        kernel = Kernel(job)
+        try:
+            stop = _replay(kernel, judge, job, [k for k in range(i) if k not in skip], i)
+            if stop is None:
+                i, stop = _run_from(kernel, judge, job, i, finish, skip)
+        finally:
+            kernel.kill()
+        if stop is not None:
+            for rest in sorted(pending):
+                finish(rest, CellResult.stopped(Status.NOT_RUN, f"not run: {stop}"))
+            return
+
+
+def _replay(kernel: Kernel, judge: Judge, job: Job, cells: List[int], i: int) -> Optional[str]:
+    """Re-run ``cells`` (before cell ``i``) in a fresh kernel; why the submission ends, or None."""
+    for k in cells:
+        end = kernel.run_cell(judge, k, job.cells[k], job.limits.cell_timeout).end
+        if end is End.GONE:
+            return "the kernel had exited before this cell"
+        if end is End.VIOLATION:
+            return f"the kernel broke the grading protocol while re-running the cells before cell {i}"
+        if end is not End.DONE:
+            # a cell that passed before fails on replay: stop replaying, report it
+            return f"the kernel died while re-running the cells before cell {i}"
+    return None
+
+
+def _run_from(kernel: Kernel, judge: Judge, job: Job, i: int, finish, skip: set):
+    """Run the cells from ``i`` on; (the next cell to run in a fresh kernel, why the submission ends or None)."""
+    timeout = float(job.limits.cell_timeout)
+    for k in range(i, len(job.cells)):
+        run = kernel.run_cell(judge, k, job.cells[k], timeout)
+        if run.end is End.GONE:
+            return k, "the kernel had exited before this cell"
+        if run.end is End.VIOLATION:
+            finish(k, CellResult(Status.PROTOCOL, run.verdicts,
+                                 f"this cell wrote to the grader's channel ({run.violation}); it scores "
+                                 "zero and the cells after it were graded in a fresh kernel"))
+            skip.add(k)
+            return k + 1, None
+        if run.end is End.TIMEOUT:
+            finish(k, CellResult(Status.TIMEOUT, run.verdicts,
+                                 f"this cell ran longer than the limit of {timeout:g} s and was stopped"))
+            skip.add(k)
+            return k + 1, None
+        if run.end is End.DIED:
+            finish(k, CellResult(Status.DIED, run.verdicts,
+                                 f"the kernel died while running this cell ({kernel.kill()}); the cells after "
+                                 "it were not run and score zero"))
+            return len(job.cells), "the kernel died in an earlier cell"
+        finish(k, run.result())
+    return len(job.cells), None
 
 
 def _alive(pid: int) -> bool:
@@ -701,12 +744,12 @@ def _alive(pid: int) -> bool:
 
 
 def main() -> None:
-    # Who we are, before anything of the kit is imported: the digest of the judge's code.
+    # Who we are, before the checks are loaded: the digest of the judge's code.
     roots = [p for p in os.environ.get("DLHW_JUDGE_ROOTS", "").split(":") if p]
     digest = tree_digest(roots) if roots else ""
     _prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)     # no ptrace, no /proc/PID/mem of the judge
-    if os.environ.get("DLHW_REFERENCE_ROOT"):
-        _start_reference_helper(os.environ["DLHW_REFERENCE_ROOT"])
+    root = os.environ.get("DLHW_REFERENCE_ROOT")
+    reference = Reference(root) if root else None
     # warm up: everything a notebook of the course imports, imported once
     import numpy  # noqa: F401
     import matplotlib
@@ -727,17 +770,22 @@ def main() -> None:
     rfd, wfd = sys.stdin.fileno(), sys.stdout.fileno()
     # keep our protocol channel clean: stray prints go to stderr
     sys.stdout = sys.stderr
-    send(wfd, {"op": "ready", "digest": digest, "pid": os.getpid()})
+    send(wfd, Op.READY, digest=digest, pid=os.getpid())
     while True:
         try:
-            job = recv(rfd)
+            msg = recv(rfd)
         except EOFError:
             return
+        start = time.monotonic()
         try:
-            result = run_job(job, wfd)
+            run_job(Job.from_wire(msg), lambda k, r: send(wfd, Op.CELL, index=k, result=r.to_wire()), reference)
+        except SandboxError as exc:
+            send(wfd, Op.FATAL, error=str(exc))
+            continue
         except Exception:
-            result = {"fatal": traceback.format_exc()}
-        send(wfd, result if "op" in result else {"op": "done", **result})
+            send(wfd, Op.FATAL, error=traceback.format_exc())
+            continue
+        send(wfd, Op.DONE, seconds=time.monotonic() - start)
 
 
 def job_preloads():

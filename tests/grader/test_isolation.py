@@ -393,26 +393,25 @@ def test_a_dead_server_costs_only_its_submission():
     from grader import autograde as ag
     from grader.kit import build_kit
     from grader.sandbox.client import JudgeStage
+    from grader.sandbox.protocol import CellJob, Job, Limits
     stage = JudgeStage(lambda d: build_kit(d, with_pyproject=False))
-    ag._settings.update(stage=stage, sandbox=True)
-    limits = {"cell_timeout": 30, "memory_mb": 2048, "isolate": True, "student_uid": ag.SANDBOX_UID,
-              "forbidden": [], "files": {}, "seed": "s"}
+    pool = ag.GradingWorkers(stage, sandbox=True)
+    limits = Limits(cell_timeout=30, memory_mb=2048, isolate=True, student_uid=ag.SANDBOX_UID, forbidden=())
     try:
-        first = ag._server()
+        first = pool.server()
         killer = threading.Timer(3.0, first.proc.kill)
         killer.start()
         t0 = time.monotonic()
-        res = ag.grade_job(dict(limits, cells=[{"source": "x = 1", "calls": None},
-                                               {"source": "import time\ntime.sleep(20)", "calls": None},
-                                               {"source": "print(x)", "calls": None}]))
+        res = pool.grade(Job([CellJob("x = 1"), CellJob("import time\ntime.sleep(20)"), CellJob("print(x)")],
+                             "s", limits))
         assert time.monotonic() - t0 < 15
-        assert [c["status"] for c in res["cells"]] == ["ok", "died", "died"]
-        assert "not re-run" in res["cells"][1]["message"] and res["crashed"]
-        res = ag.grade_job(dict(limits, cells=[{"source": "print(6 * 7)", "calls": None}]))
-        assert res["cells"][0]["stdout"] == "42\n"
-        assert ag._local.server is not first
+        assert [c.status for c in res.cells] == ["ok", "died", "died"]
+        assert "not re-run" in res.cells[1].message and res.crashed
+        res = pool.grade(Job([CellJob("print(6 * 7)")], "s", limits))
+        assert res.cells[0].stdout == "42\n"
+        assert pool.server() is not first
     finally:
-        ag._close_servers()
+        pool.close()
         stage.cleanup()
 
 
@@ -420,15 +419,16 @@ def test_a_submissions_processes_end_with_it_not_with_the_batch():
     """A daemon left by one submission is gone as soon as that submission ends, server still up."""
     from grader.kit import build_kit
     from grader.sandbox.client import JudgeStage, WarmServer
+    from grader.sandbox.protocol import CellJob, Job, Limits
     stage = JudgeStage(lambda d: build_kit(d, with_pyproject=False))
     srv = WarmServer(stage)
     try:
         daemon = (f"import os\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
                   f"        os.execvp('sleep', ['sleep', '{MARK}2'])\n    os._exit(0)\n"
                   "import time\ntime.sleep(1.5)   # the daemon is running sleep by now\n")
-        res = srv.run({"cells": [{"source": daemon, "calls": None}], "files": {}, "seed": "s", "cell_timeout": 20,
-                       "memory_mb": 2048, "isolate": True, "student_uid": 65534, "forbidden": []})
-        assert res["cells"][0]["status"] == "ok", res
+        res = srv.run(Job([CellJob(daemon)], "s", Limits(cell_timeout=20, memory_mb=2048, isolate=True,
+                                                         student_uid=65534)))
+        assert res.cells[0].status == "ok", res
         assert srv.alive()
         assert [c for _, c in _host_sleepers() if f"sleep {MARK}2" in c] == []
     finally:
