@@ -28,7 +28,7 @@ from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import nbformat
 
@@ -106,6 +106,12 @@ class GradingWorkers:
         if self._pool is None:
             self.start()
         return self._pool.submit(self.grade, job)
+
+    @staticmethod
+    def results(futures) -> Iterator[JobResult]:
+        """The submitted jobs' results, as they finish."""
+        for fut in as_completed(futures):
+            yield fut.result()
 
     def close(self) -> None:
         if self._pool is not None:
@@ -300,9 +306,12 @@ def autograde(course: Course, assignment: str, submitted_root: Path, results_dir
               cell_timeout: float = DEFAULT_CELL_TIMEOUT, memory_mb: int = DEFAULT_MEMORY_MB,
               progress: bool = True, students: Optional[List[str]] = None,
               skip_practice: bool = True, sandbox: bool = True, allow_apis: bool = False,
-              max_procs: int = DEFAULT_MAX_PROCS, disk_mb: int = DEFAULT_DISK_MB) -> List[StudentResult]:
+              max_procs: int = DEFAULT_MAX_PROCS, disk_mb: int = DEFAULT_DISK_MB,
+              scheduler=None) -> List[StudentResult]:
     """Grade every student folder of ``submitted_root``; see the module docstring.
 
+    ``scheduler`` (a Dask scheduler's address, or a ``distributed.Client``) grades on that
+    cluster's workers (``grader.cluster``) instead of ``workers`` local servers.
     ``skip_practice=False`` also runs the cells tagged ``practice`` (training runs, plots),
     which never carry points; the default skips them, as they only cost time.
     ``sandbox=False`` (``--no-sandbox``) grades without bubblewrap: only for trusted code.
@@ -341,8 +350,13 @@ def autograde(course: Course, assignment: str, submitted_root: Path, results_dir
     results: Dict[str, StudentResult] = {s: StudentResult(s, assignment) for s in subs}
     bar = tqdm(total=len(subs) * len(sources), desc=f"autograde {assignment}", unit="nb", disable=not progress)
     try:
+        if scheduler is not None:
+            from grader.cluster import ClusterWorkers
+            pool = ClusterWorkers(scheduler, stage, sandbox)
+        else:
+            pool = GradingWorkers(stage, sandbox, workers).start()
         # the servers warm up while every notebook is assembled; all the jobs go to the pool at once
-        with GradingWorkers(stage, sandbox, workers).start() as pool:
+        with pool:
             plans, futures = {}, []
             for student, paths in subs.items():
                 for src in sources:
@@ -350,14 +364,13 @@ def autograde(course: Course, assignment: str, submitted_root: Path, results_dir
                                             skip_practice)
                     plans[job.key] = asm
                     futures.append(pool.submit(job))
-            for fut in as_completed(futures):
-                try:
-                    res = fut.result()
-                except (SandboxUnavailable, JudgeChanged) as exc:
-                    raise SystemExit(f"error: {exc}") from None
-                student, name = res.key
-                collect(course, assignment, results[student], name, plans[res.key], res)
-                bar.update(1)
+            try:
+                for res in pool.results(futures):
+                    student, name = res.key
+                    collect(course, assignment, results[student], name, plans[res.key], res)
+                    bar.update(1)
+            except (SandboxUnavailable, JudgeChanged) as exc:
+                raise SystemExit(f"error: {exc}") from None
     finally:
         bar.close()
         stage.cleanup()

@@ -21,12 +21,14 @@ Without bubblewrap nothing starts unless the instructor asked for ``--no-sandbox
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import tempfile
 import threading
 import time
@@ -70,27 +72,41 @@ def _python_roots() -> list:
 
 
 class JudgeStage:
-    """A batch's private copy of the judge: ``kit/dlhw`` and ``server/grader/sandbox``, read-only."""
+    """A batch's private copy of the judge: ``kit/dlhw``, ``server/grader/sandbox`` and
+    ``reference/dlhw``, read-only. Built here with ``build_kit``, or unpacked from another
+    stage's :meth:`archive` (the same judge on another machine: a Dask worker)."""
 
-    def __init__(self, build_kit: Callable[[Path], object]):
+    def __init__(self, build_kit: Optional[Callable[[Path], object]] = None, archive: Optional[bytes] = None):
         self.root = Path(tempfile.mkdtemp(prefix="dlhw-judge-"))
         self.kit = self.root / "kit"
         self.server = self.root / "server"
-        build_kit(self.kit)
         # the full package, for the judge's evaluation of graded dependencies (dlhw/checks/deps.py)
         self.reference = self.root / "reference"
-        shutil.copytree(Path(__import__("dlhw").__file__).resolve().parent, self.reference / "dlhw",
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        (self.server / "grader" / "sandbox").mkdir(parents=True)
-        (self.server / "grader" / "__init__.py").write_text("")
-        for f in ("__init__.py", "protocol.py", "server.py"):
-            shutil.copyfile(SERVER_DIR / f, self.server / "grader" / "sandbox" / f)
+        if archive is not None:
+            with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+                tar.extractall(self.root, filter="data")
+        else:
+            build_kit(self.kit)
+            shutil.copytree(Path(__import__("dlhw").__file__).resolve().parent, self.reference / "dlhw",
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            (self.server / "grader" / "sandbox").mkdir(parents=True)
+            (self.server / "grader" / "__init__.py").write_text("")
+            for f in ("__init__.py", "protocol.py", "server.py"):
+                shutil.copyfile(SERVER_DIR / f, self.server / "grader" / "sandbox" / f)
         for dirpath, dirnames, filenames in os.walk(self.root):
             os.chmod(dirpath, 0o555)       # readable by the sandbox's user, writable by nobody
             for name in filenames:
                 os.chmod(os.path.join(dirpath, name), 0o444)
         self.roots = [str(self.kit), str(self.server), str(self.reference)]
         self.digest = tree_digest(self.roots)
+
+    def archive(self) -> bytes:
+        """The staged judge as .tar.gz bytes (for ``JudgeStage(archive=...)``)."""
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            for root in self.roots:
+                tar.add(root, arcname=Path(root).name)
+        return buf.getvalue()
 
     def verify(self) -> None:
         now = tree_digest(self.roots)
