@@ -1,8 +1,10 @@
 """The warm grading server: the judge, and the zygote that forks one sandbox per submission.
 
 Started once per worker (inside bubblewrap, see ``grader.sandbox.client``), it imports the heavy
-libraries once, then reads jobs (one submission each) from stdin and writes length-prefixed JSON
-messages to stdout: one ``cell`` message per finished cell, then ``done``.
+libraries once, then reads jobs (one submission each) from stdin and writes messages to stdout:
+one ``cell`` message per finished cell, then ``done`` (the protocol: ``grader.sandbox.protocol``).
+:func:`run_job` holds the replay logic; :class:`Kernel` runs one cell in a sandboxed kernel and
+:class:`Judge` answers its requests.
 
 Who runs what:
 
@@ -23,8 +25,9 @@ Who runs what:
 * a cell that runs past its time limit is killed the same way; a child that dies (os._exit, a
   segfault, the memory cap) ends the submission: the remaining cells are reported as not run;
 * a graded function's calls to the graded functions it depends on (dlhw/checks/deps.py) are
-  answered, during its own check only, by a reference helper: a process forked before this
-  one imported anything of dlhw, which alone imports the full package. The reference never
+  answered, during its own check only, by a reference helper (:class:`Reference`): a process
+  forked at start-up, which alone imports the full package (it drops the kit's modules that
+  came with the protocol's framing, and the checks are not loaded yet). The reference never
   enters a submission's memory, and its folder is covered in every submission's sandbox.
 
 Forking from a process that already imported numpy, torch, matplotlib and the checks is what
