@@ -44,7 +44,6 @@ import os
 import secrets
 import select
 import signal
-import struct
 import sys
 import time
 import traceback
@@ -329,7 +328,7 @@ def _fork_child(job: Job):
     ready = select.select([hello_r], [], [], 30)[0]
     try:
         hello = recv(hello_r) if ready else {"op": Op.SANDBOX_ERROR, "error": "no answer in 30 s"}
-    except (EOFError, ValueError, struct.error):
+    except (EOFError, ValueError):
         hello = {"op": Op.SANDBOX_ERROR, "error": "the sandbox exited while starting"}
     os.close(hello_r)
     if hello.get("op") != Op.STARTED:
