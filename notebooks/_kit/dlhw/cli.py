@@ -9,6 +9,7 @@ Instructors and TAs (need the full package, ``pip install -e .``):
     dlhw autograde A --submitted DIR --results OUT [--workers N] [--course DIR]
                   [--timeout S] [--memory-mb M] [--max-procs P] [--disk-mb D] [--allow-apis]
                   [--no-sandbox]       (refuses to run without bubblewrap unless --no-sandbox)
+                  [--scheduler ADDRESS]  (grade on a Dask cluster's workers)
     dlhw feedback A [--course DIR]      HTML feedback per student (hidden tests' code hidden)
     dlhw export [A] --csv FILE [--gradescope DIR] [--course DIR]
     dlhw demo [--dir DIR]        build, simulate a class, autograde it, gradebook and feedback
@@ -52,7 +53,7 @@ def cmd_autograde(args):
     results = autograde(_course(args), args.assignment, Path(args.submitted), Path(args.results),
                         workers=args.workers, cell_timeout=args.timeout, memory_mb=args.memory_mb,
                         max_procs=args.max_procs, disk_mb=args.disk_mb, sandbox=not args.no_sandbox,
-                        allow_apis=args.allow_apis)
+                        allow_apis=args.allow_apis, scheduler=args.scheduler)
     return 0 if results else 1
 
 
@@ -121,6 +122,8 @@ def main(argv=None) -> int:
                    help="grade without bubblewrap (trusted code only: autograde refuses to run without it otherwise)")
     s.add_argument("--allow-apis", action="store_true",
                    help="lift the assignment's from-scratch policy (torch, scipy convolutions in graded functions)")
+    s.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="grade on the workers of this Dask scheduler (tcp://host:8786) instead of local --workers")
     s.set_defaults(func=cmd_autograde)
 
     s = sub.add_parser("feedback", help="HTML feedback per student under COURSE/feedback")

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import struct
 import sys
 import traceback
 import zlib
@@ -32,7 +31,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 import numpy as np
 
 from dlhw.checks import policy
-from dlhw.checks.wire import decode, encode
+from dlhw.checks.wire import decode, encode, read_frame, send_frame
 
 __all__ = ["check", "CheckFailed", "Check", "register", "REGISTRY", "compare", "fail",
            "call", "NotImplementedYet", "HIDDEN_NOTE", "Case", "Cases", "case_listing"]
@@ -533,29 +532,15 @@ def draw_inputs(chk: Check, hidden: bool, seed: Optional[int] = None) -> dict:
 class _Channel:
     """The student's end of the pipe to the judge (set only inside the grader's sandbox)."""
 
-    def __init__(self, rfd: int, wfd: int):
+    def __init__(self, rfd: int, wfd: int, nonce: str = ""):
         self.rfd, self.wfd = rfd, wfd
-        self.nonce = ""      # the running cell's, from the judge: messages without it are ignored
+        self.nonce = nonce   # the running cell's, from the judge: messages without it are ignored
 
     def _send(self, payload: bytes) -> None:
-        data = struct.pack("<Q", len(payload)) + payload
-        while data:
-            n = os.write(self.wfd, data)
-            data = data[n:]
+        send_frame(self.wfd, payload)
 
     def _recv(self) -> bytes:
-        head = self._read(8)
-        return self._read(struct.unpack("<Q", head)[0])
-
-    def _read(self, n: int) -> bytes:
-        chunks = []
-        while n:
-            b = os.read(self.rfd, min(n, 1 << 20))
-            if not b:
-                raise EOFError("the judge closed the channel")
-            chunks.append(b)
-            n -= len(b)
-        return b"".join(chunks)
+        return read_frame(self.rfd, limit=1 << 40)     # the judge's replies: no limit
 
     def ask(self, message: dict):
         self._send(encode(dict(message, nonce=self.nonce)))
@@ -563,6 +548,17 @@ class _Channel:
 
 
 _CHANNEL: Optional[_Channel] = None
+
+
+def install_channel(rfd: Optional[int], wfd: Optional[int] = None, nonce: str = "") -> None:
+    """Connect :func:`check` to the judge: the grader's hook, called for every cell it runs.
+
+    ``rfd`` reads the judge's replies and ``wfd`` writes requests (descriptors of the cell's
+    own pipes); every request carries ``nonce``. ``install_channel(None)`` disconnects, and
+    checks run locally again.
+    """
+    global _CHANNEL
+    _CHANNEL = None if rfd is None else _Channel(rfd, wfd, str(nonce))
 
 
 def check(name: str, *fns: Callable, hidden: bool = False, quiet: bool = False) -> None:

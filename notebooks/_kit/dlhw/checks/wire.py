@@ -1,9 +1,16 @@
-"""A pickle-free encoding of nested values, for crossing from student code to the judge.
+"""A pickle-free encoding of nested values, and the frames they travel in, between student code and the judge.
 
 The grader's judge must never unpickle what a student's process sends (unpickling runs
 code), so values travel as JSON for the structure plus ``.npy`` blobs (``allow_pickle=False``)
 for arrays. Supported: None, bool, int, float, complex-free str, numpy arrays of numeric or
 bool dtype, numpy scalars, and lists, tuples and str-keyed dicts of these.
+
+Every message between the grader's processes (the student's channel in ``dlhw.checks.core``,
+the judge, the grading server and the instructor's process: ``grader.sandbox.protocol``) is one
+*frame*: an 8-byte little-endian length, then that many bytes. This is the one implementation
+of that framing; it lives here because the kit ships this module and the grader may import the
+kit, never the other way round. Reads may carry a deadline, so that no process of the grader
+blocks on a peer that stopped or that sends half a message.
 """
 from __future__ import annotations
 
@@ -11,13 +18,18 @@ import base64
 import io
 import json
 import math
-from typing import Any
+import os
+import select
+import struct
+import time
+from typing import Any, Optional
 
 import numpy as np
 
-__all__ = ["encode", "decode", "WireError"]
+__all__ = ["encode", "decode", "WireError", "send_frame", "read_frame", "MAX_FRAME"]
 
 MAX_DEPTH = 16
+MAX_FRAME = 64 << 20            # the largest message a submission may send (outputs are arrays)
 
 
 class WireError(ValueError):
@@ -84,3 +96,38 @@ def decode(data: bytes) -> Any:
         raise
     except Exception as exc:  # malformed JSON, base64 or .npy from a hostile sender
         raise WireError(f"malformed message ({type(exc).__name__})") from None
+
+
+# ------------------------------------------------------------------------------- frames
+def write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def send_frame(fd: int, payload: bytes) -> None:
+    """Write ``payload`` to the descriptor ``fd`` as one frame (length, then bytes)."""
+    write_all(fd, struct.pack("<Q", len(payload)) + payload)
+
+
+def read_exact(fd: int, n: int, deadline: Optional[float] = None) -> bytes:
+    """``n`` bytes; EOFError when the peer closed, TimeoutError past ``deadline`` (monotonic)."""
+    chunks = []
+    while n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise TimeoutError
+        b = os.read(fd, min(n, 1 << 20))
+        if not b:
+            raise EOFError("the peer closed the channel")
+        chunks.append(b)
+        n -= len(b)
+    return b"".join(chunks)
+
+
+def read_frame(fd: int, deadline: Optional[float] = None, limit: int = MAX_FRAME) -> bytes:
+    """One frame's bytes; ValueError for one longer than ``limit``."""
+    (n,) = struct.unpack("<Q", read_exact(fd, 8, deadline))
+    if n > limit:
+        raise ValueError(f"a message of {n} bytes (the limit is {limit})")
+    return read_exact(fd, n, deadline)
