@@ -28,18 +28,20 @@ def cases() -> list[Case]:
 
 def configs(seed: int) -> dict:
     """name -> (model factory, flatten, Trainer keyword arguments)."""
+    import dlhw.nn
     from dlhw.models import ConvNet, FullyConnectedNet
+    from dlhw.optim import adam
 
     return {
         "ConvNet": (lambda: ConvNet(input_dim=(1, 8, 8), num_filters=(32, 64), filter_size=3,
-                                    hidden_dims=(128,), batchnorm=True, reg=1e-2, seed=seed),
+                                    hidden_dims=(128,), batchnorm=True, reg=1e-2, seed=seed, ops=dlhw.nn),
                     False,
-                    dict(update_rule="adam", optim_config={"learning_rate": 3e-3}, batch_size=64,
+                    dict(update_rule=adam, optim_config={"learning_rate": 3e-3}, batch_size=64,
                          num_epochs=20, lr_decay=0.9)),
         "MLP": (lambda: FullyConnectedNet([512, 512], normalization="layernorm", dropout_keep_ratio=0.5,
-                                          weight_scale="kaiming", seed=seed),
+                                          weight_scale="kaiming", seed=seed, ops=dlhw.nn),
                 True,
-                dict(update_rule="adam", optim_config={"learning_rate": 1e-3}, batch_size=64,
+                dict(update_rule=adam, optim_config={"learning_rate": 1e-3}, batch_size=64,
                      num_epochs=40, lr_decay=0.95)),
     }
 

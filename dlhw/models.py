@@ -8,10 +8,10 @@ Every model follows one contract (the one CS231n made familiar):
   one gradient per key of ``params``, of the same shape;
 * ``model.predict(X)``: the predicted class (the argmax of the scores on the last axis).
 
-The models never import the reference layers at import time. Each takes an ``ops`` argument
-naming where its layer functions come from: None means the reference ``dlhw.nn`` (imported
-lazily), anything else is a dict or an object (a module, a namespace) that must provide every
-function the model needs, so a notebook can run a model on the student's own functions::
+The models never import the reference layers (the student kit, which ships this module, has
+none). Each takes an ``ops`` argument naming where its layer functions come from: a dict or an
+object (a module such as the reference ``dlhw.nn``, a namespace) that must provide every
+function the model needs, so a notebook runs a model on the student's own functions::
 
     net = TwoLayerNet(64, 100, 10, ops=dict(affine_forward=affine_forward,
                                              affine_backward=affine_backward,
@@ -40,9 +40,9 @@ def resolve_ops(ops, names, owner: str = "model") -> SimpleNamespace:
 
     Parameters
     ----------
-    ops : None, a dict name -> function, or any object with the functions as attributes
-        (a module, a SimpleNamespace). None takes every name from the reference ``dlhw.nn``
-        (then ``dlhw.optim``), imported only now.
+    ops : a dict name -> function, or any object with the functions as attributes (a module
+        such as the reference ``dlhw.nn``, a SimpleNamespace). Required: there is no default,
+        as the student kit has no reference.
     names : iterable of str, the functions needed
     owner : who needs them, for the error message
 
@@ -57,29 +57,18 @@ def resolve_ops(ops, names, owner: str = "model") -> SimpleNamespace:
     """
     names = list(dict.fromkeys(names))                # unique, order kept
     if ops is None:
-        import importlib
-        found, missing = {}, []
-        for name in names:
-            for module in ("dlhw.nn", "dlhw.optim"):
-                try:
-                    found[name] = getattr(importlib.import_module(module), name)
-                    break
-                except (AttributeError, ImportError):
-                    continue
-            else:
-                missing.append(name)
-        if missing:
-            raise ValueError(f"{owner}: the reference dlhw.nn / dlhw.optim has no {missing}; "
-                             "pass ops= with these functions")
-        return SimpleNamespace(**found)
+        # no default from the reference: the student kit does not ship it (and must not
+        # import it, not even lazily), so a model runs on exactly the functions it is given
+        raise ValueError(f"{owner}: pass ops=, the functions {names} (a dict name -> function, or "
+                         "a namespace or module holding them: your notebook's, or the reference "
+                         "package dlhw.nn where it is installed)")
     if isinstance(ops, Mapping):
         found = {n: ops.get(n) for n in names}
     else:
         found = {n: getattr(ops, n, None) for n in names}
     missing = [n for n, f in found.items() if f is None]
     if missing:
-        raise ValueError(f"{owner}: ops is missing the function(s) {missing}; it needs {names} "
-                         "(or pass ops=None to use the reference dlhw.nn)")
+        raise ValueError(f"{owner}: ops is missing the function(s) {missing}; it needs {names}")
     not_callable = [n for n, f in found.items() if not callable(f)]
     if not_callable:
         raise ValueError(f"{owner}: ops entries {not_callable} must be functions")

@@ -5,14 +5,15 @@
 ``dlhw.plots.plot_history`` and keeps the parameters that did best on the validation set::
 
     data = load_digits_split()
-    model = FullyConnectedNet([100, 100], seed=0)
-    trainer = Trainer(model, data, update_rule="adam", optim_config={"learning_rate": 1e-3},
+    model = FullyConnectedNet([100, 100], seed=0, ops=dlhw.nn)          # or your own layers
+    trainer = Trainer(model, data, update_rule=dlhw.optim.adam, optim_config={"learning_rate": 1e-3},
                       num_epochs=10, batch_size=64)
     history = trainer.train()
     trainer.check_accuracy(data["X_test"], data["y_test"])
 
-The update rule may be a name (looked up in ``dlhw.optim`` when training starts) or a function,
-so a notebook can train with the student's own ``adam``.
+The update rule is a function, never a name to look up: a notebook trains with the student's
+own ``adam``, and the student kit (which ships this module but no reference update rules)
+never imports ``dlhw.optim``.
 """
 from __future__ import annotations
 
@@ -58,8 +59,8 @@ class Trainer:
     model : object with ``params`` (dict of arrays) and ``loss(X, y=None)`` returning scores,
         or ``(loss, grads)`` with grads keyed like params
     data : dict with X_train (N, ...), y_train (N, ...) and optionally X_val, y_val
-    update_rule : name of a rule in ``dlhw.optim`` ('sgd', 'sgd_momentum', 'adam', ...) or a
-        function ``rule(w, dw, config) -> (next_w, config)``
+    update_rule : the function ``rule(w, dw, config) -> (next_w, config)`` (the student's
+        ``adam``, or the reference ``dlhw.optim.adam`` where the full package is installed)
     optim_config : hyperparameters given to the rule (e.g. {'learning_rate': 1e-3}); every
         parameter gets its own copy, in which the rule keeps its state
     lr_decay : multiply every learning rate by this after each epoch
@@ -87,7 +88,7 @@ class Trainer:
     that point, restored with them), diverged (True if the loss became inf or nan, which stops training)
     """
 
-    def __init__(self, model, data: dict, update_rule="adam", optim_config=None, lr_decay: float = 1.0,
+    def __init__(self, model, data: dict, update_rule=None, optim_config=None, lr_decay: float = 1.0,
                  lr_schedule=None, batch_size: int = 100, num_epochs: int = 10, val_every: int = 1,
                  num_train_samples=1000, num_val_samples=None, grad_clip=None, augment=None,
                  restore_best: bool = True, seed=0, verbose: bool = True):
@@ -96,8 +97,9 @@ class Trainer:
                 raise ValueError(f"Trainer: data must hold {key}; it has {sorted(data)}")
         if ("X_val" in data) != ("y_val" in data):
             raise ValueError("Trainer: data must hold both X_val and y_val, or neither")
-        if not (isinstance(update_rule, str) or callable(update_rule)):
-            raise ValueError(f"Trainer: update_rule must be a name or a function; got {update_rule!r}")
+        if not callable(update_rule):
+            raise ValueError("Trainer: update_rule must be a function rule(w, dw, config) -> (next_w, config), "
+                             f"e.g. your adam (or dlhw.optim.adam of the full package); got {update_rule!r}")
         if batch_size < 1 or num_epochs < 0 or val_every < 1:
             raise ValueError("Trainer: need batch_size >= 1, num_epochs >= 0, val_every >= 1; got "
                              f"{batch_size}, {num_epochs}, {val_every}")
@@ -127,15 +129,6 @@ class Trainer:
     loss_history = property(lambda self: self.history["loss"])
     train_acc_history = property(lambda self: self.history["train_acc"])
     val_acc_history = property(lambda self: self.history["val_acc"])
-
-    def _rule(self):
-        if callable(self.update_rule):
-            return self.update_rule
-        import dlhw.optim
-        rule = getattr(dlhw.optim, self.update_rule, None)
-        if rule is None:
-            raise ValueError(f"Trainer: dlhw.optim has no update rule {self.update_rule!r}")
-        return rule
 
     def _step(self, X_batch, y_batch, rule) -> float:
         """One gradient step on one minibatch; returns the loss."""
@@ -214,7 +207,7 @@ class Trainer:
         """
         from tqdm.auto import tqdm
 
-        rule = self._rule()
+        rule = self.update_rule
         X, y = self.data["X_train"], self.data["y_train"]
         per_epoch = -(-len(X) // self.batch_size)
         if not self.best_params:      # something finite to go back to if the first epoch diverges

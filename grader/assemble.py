@@ -6,6 +6,8 @@ graded notebook is rebuilt from the source instead:
 
 * the instructor's cells (test cells with their hidden tests, setup code, text) come from the
   source, always: an edited, blanked or deleted test cell is restored, and the note says so;
+  the checks a test cell runs, its code and its points come from the source's metadata
+  (``dlhw.test`` and nbgrader's), never from the submitted copy's, which a student can edit;
 * each answer cell comes from the student's submission, found by its nbgrader ``grade_id`` in
   any notebook of the student's folder (a renamed notebook is found too); the first copy
   counts and duplicates are noted; a missing answer is graded as the unfilled stub;
@@ -22,19 +24,15 @@ from typing import Dict, List, Optional, Tuple
 
 import nbformat
 
+from grader.authoring import graded_calls, graded_source
 from grader.course import PRACTICE_TAG, is_answer_cell, is_test_cell, nbgrader_meta, read_notebook
 
-CHECK_CALL = re.compile(r"""check\(\s*["']([\w.]+)["']""")
-HIDDEN_ARG = re.compile(r"hidden\s*=\s*True")
 
-
-def check_calls(source: str) -> List[Tuple[str, bool]]:
-    """The ``check("name", ..., hidden=...)`` calls of a test cell, in order: what its judge serves."""
-    calls = []
-    for line in source.splitlines():
-        for m in CHECK_CALL.finditer(line):
-            calls.append((m.group(1), bool(HIDDEN_ARG.search(line[m.end():]))))
-    return calls
+def check_calls(cell) -> List[Tuple[str, bool]]:
+    """The ``check("name", ..., hidden=...)`` calls of a SOURCE notebook's test cell, in order:
+    what its judge serves. They come from the cell's ``dlhw.test`` metadata, from which
+    ``dlhw build`` writes the cell's code (grader.authoring); never from a submitted copy."""
+    return graded_calls(cell)
 
 
 @dataclass
@@ -79,7 +77,7 @@ def assemble(source_nb, release_nb, submitted: List[Path], name: str, skip_pract
     source_ids = {_grade_id(c) for c in source_nb.cells if _grade_id(c)}
     stubs = {_grade_id(c): c.source for c in release_nb.cells if _grade_id(c)}
     answers: Dict[str, str] = {}
-    seen_tests: Dict[str, str] = {}
+    seen_tests: Dict[str, tuple] = {}   # grade_id -> (the student's code, dlhw metadata)
     extras: Dict[Optional[str], list] = {}
     anchor = None
     for cell in student_cells:
@@ -93,7 +91,7 @@ def assemble(source_nb, release_nb, submitted: List[Path], name: str, skip_pract
                 else:
                     answers[gid] = cell.source
             elif gid not in seen_tests:
-                seen_tests[gid] = cell.source
+                seen_tests[gid] = (cell.source, cell.get("metadata", {}).get("dlhw"))
         elif cell.get("cell_type") == "code" and cell.source.strip():
             extras.setdefault(anchor, []).append(cell.source)
 
@@ -127,11 +125,15 @@ def assemble(source_nb, release_nb, submitted: List[Path], name: str, skip_pract
                 if student_cells:
                     notes.append(f"answer cell {gid} was not found in the submission: graded as unanswered")
         elif is_test_cell(cell):
-            calls[len(cells)] = check_calls(cell.source)
+            # `cell` is the source's: its code is regenerated from the source's metadata, so
+            # that the code run and the calls the judge expects cannot disagree
+            cell.source = graded_source(cell)
+            calls[len(cells)] = check_calls(cell)
             if student_cells:
                 if gid not in seen_tests:
                     notes.append(f"test cell {gid} was deleted: restored from the source")
-                elif _strip_hidden(seen_tests[gid]).strip() != _strip_hidden(cell.source).strip():
+                elif (_strip_hidden(seen_tests[gid][0]).strip() != _strip_hidden(cell.source).strip()
+                      or seen_tests[gid][1] != cell.metadata.get("dlhw")):
                     notes.append(f"test cell {gid} was edited: restored from the source")
         tags = cell.metadata.get("tags", [])
         if not skip_practice or PRACTICE_TAG not in tags or is_answer_cell(cell) or is_test_cell(cell):

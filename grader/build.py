@@ -26,7 +26,8 @@ from typing import Dict, List, Sequence
 
 import nbformat
 
-from grader.course import REPO, Course
+from grader.authoring import GradedCellError, graded_source
+from grader.course import REPO, Course, is_test_cell
 from grader.curriculum import assignment_of
 
 BLOCKS_HEADER = '''\
@@ -99,6 +100,8 @@ def normalize_solution(nb) -> bool:
         if refs:
             refs = [refs] if isinstance(refs, str) else refs
             cell.source = "\n\n".join(source_of(r) for r in refs).rstrip("\n")
+        if is_test_cell(cell):
+            cell.source = graded_source(cell)   # from its dlhw.test metadata and nbgrader points
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
@@ -154,7 +157,11 @@ def build(root: Path = REPO, release: bool = True, quiet: bool = False, only: Se
             folder = course.source / assignment
             for path in sorted(folder.glob("*.ipynb")):
                 nb = nbformat.read(path, as_version=4)
-                if normalize_solution(nb):
+                try:
+                    regenerated = normalize_solution(nb)
+                except GradedCellError as exc:
+                    raise SystemExit(f"error: {path.relative_to(root)}: {exc}") from None
+                if regenerated:
                     changed.append(str(path.relative_to(root)))
                 nbformat.write(nb, path)
                 write_blocks(folder, nb)

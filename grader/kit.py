@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import shutil
 from pathlib import Path
+from typing import Dict, List, Optional, Tuple
 
 import dlhw
 
@@ -168,9 +170,78 @@ def _top_level_imports(source: str) -> set:
     return names
 
 
+def _resolve_relative(module: str, is_package: bool, level: int, name: Optional[str]) -> str:
+    """The absolute module of ``from <level dots><name> import ...`` written in ``module``."""
+    parts = module.split(".") if is_package else module.split(".")[:-1]
+    parts = parts[:len(parts) - (level - 1)] if level > 1 else parts
+    return ".".join(parts + ([name] if name else []))
+
+
+def dlhw_imports(module: str, path: Path) -> List[Tuple[int, str, str]]:
+    """``(line, module, how)`` for every dlhw module that ``module``'s code can import, wherever
+    the import is written: at module level, inside a function or a ``try`` (a lazy import),
+    relative (``from . import x``), or as a string for importlib (a constant equal to a module
+    name, or ``"module:attribute"``, which ``importlib.import_module``/``__import__`` take).
+    ``from package import name`` lists ``package.name`` too: ``name`` may be a submodule."""
+    source = path.read_text()
+    is_package = path.name == "__init__.py"
+    found = []
+    for node in ast.walk(ast.parse(source, filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name, f"import {a.name}") for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = _resolve_relative(module, is_package, node.level, node.module)
+            how = f"from {'.' * node.level}{node.module or ''} import"
+            if node.module or not node.level:
+                found.append((node.lineno, base, how + " ..."))
+            found += [(node.lineno, f"{base}.{a.name}", f"{how} {a.name}") for a in node.names if a.name != "*"]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _MODULE_STRING.match(node.value):
+            found.append((node.lineno, node.value.split(":")[0], f"the string {node.value!r} (for importlib)"))
+    return [(line, name, how) for line, name, how in found if name == "dlhw" or name.startswith("dlhw.")]
+
+
+# a string that names a dlhw module (or "module:attribute"), as importlib and __import__ take it
+_MODULE_STRING = re.compile(r"^dlhw(\.[A-Za-z_]\w*)*(:[A-Za-z_][\w.]*)?$")
+
+
+class KitImportError(SystemExit):
+    """A kit module imports a dlhw module that the kit leaves out (it would fail in a student's
+    environment only when that line runs: a ModuleNotFoundError far from the build)."""
+
+
+def check_kit_imports(modules: Dict[str, Path], all_modules: Dict[str, Path]) -> None:
+    """Fail, naming the file, line and module, when a module of ``modules`` (the kit) imports, at
+    any depth or by an importlib string, a dlhw module of ``all_modules`` that the kit leaves out."""
+    problems = []
+    for mod, path in modules.items():
+        reported = set()
+        for line, name, how in dlhw_imports(mod, path):
+            # `from package import name`: `package.name` is either a module (then it must ship)
+            # or an attribute of a shipped package
+            if name in modules or (name not in all_modules and name.rsplit(".", 1)[0] in modules):
+                continue
+            if (line, name.rsplit(".", 1)[0]) in reported:
+                continue    # its package is reported already
+            reported.add((line, name))
+            rel = path.relative_to(PACKAGE_DIR.parent)
+            problems.append(f"{rel}:{line}: {how} needs {name}, which the student kit leaves out "
+                            "(it holds reference solutions or imports them)")
+    if problems:
+        raise KitImportError("error: the student kit would fail at run time:\n  " + "\n  ".join(problems)
+                             + "\nA kit module must not import the reference, not even lazily: take the "
+                               "function as an argument instead.")
+
+
+def _all_modules() -> Dict[str, Path]:
+    return {_module_name(p): p for p in PACKAGE_DIR.rglob("*.py") if "__pycache__" not in p.parts}
+
+
 def kit_modules() -> dict:
-    """{module name: path} of the modules that ship to students."""
-    files = {(_module_name(p)): p for p in PACKAGE_DIR.rglob("*.py") if "__pycache__" not in p.parts}
+    """{module name: path} of the modules that ship to students; KitImportError when one of them
+    imports, even lazily, a module that does not ship."""
+    files = _all_modules()
     sources = {m: p.read_text() for m, p in files.items()}
     # the reference layers are the students' exercises: never shipped
     excluded = {m for m, s in sources.items() if SOLUTION_MARKER in s or m == "dlhw.nn" or m.startswith("dlhw.nn.")}
@@ -183,7 +254,9 @@ def kit_modules() -> dict:
             if any(imp == x or imp.startswith(x + ".") for imp in _top_level_imports(s) for x in excluded):
                 excluded.add(m)
                 changed = True
-    return {m: files[m] for m in sorted(files) if m not in excluded}
+    kit = {m: files[m] for m in sorted(files) if m not in excluded}
+    check_kit_imports(kit, files)
+    return kit
 
 
 def build_kit(dest: Path, with_pyproject: bool = True) -> list:

@@ -223,7 +223,9 @@ def test_train_one_epoch_weights_the_short_last_batch():
 def test_models_shapes_and_devices():
     net = ConvNet()
     assert net(torch.zeros(4, 1, 8, 8)).shape == (4, 10) and count_parameters(net) > 1000
-    tr = TinyTransformer(7, 5, d_model=8, num_heads=2, num_layers=2, max_len=10, attention=attention_torch, causal=True)
+    from dlhw.nn import positional_encoding
+    tr = TinyTransformer(7, 5, d_model=8, num_heads=2, num_layers=2, max_len=10, attention=attention_torch, causal=True,
+                         positional_encoding=positional_encoding)
     tokens = torch.randint(0, 7, (3, 6))
     out = tr(tokens)
     assert out.shape == (3, 5, 6)
@@ -234,12 +236,14 @@ def test_models_shapes_and_devices():
     with pytest.raises(ValueError, match="exceed max_len 10"):
         tr(torch.zeros(1, 11, dtype=torch.long))
     with pytest.raises(ValueError, match="divisible by num_heads"):
-        TinyTransformer(5, 5, d_model=10, num_heads=3)
+        TinyTransformer(5, 5, d_model=10, num_heads=3, positional_encoding=positional_encoding)
 
 
 def test_transformer_positions_come_from_the_given_positional_encoding():
     from dlhw.nn import positional_encoding
-    tr = TinyTransformer(5, 3, d_model=6, max_len=7)          # the reference by default
+    tr = TinyTransformer(5, 3, d_model=6, max_len=7, positional_encoding=positional_encoding)
+    with pytest.raises(ValueError, match="pass positional_encoding="):
+        TinyTransformer(5, 3, d_model=6, max_len=7)           # no default: the student kit has none
     assert np.allclose(tr.pe.double().numpy(), positional_encoding(7, 6), atol=1e-6)
     zeros = TinyTransformer(5, 3, d_model=6, max_len=7, positional_encoding=lambda T, D: torch.zeros(T, D))
     assert not zeros.pe.any()

@@ -7,6 +7,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+import dlhw.nn as nn  # noqa: E402
+import dlhw.optim as optim  # noqa: E402
 from dlhw.data import load_digits_split, make_reverse_task  # noqa: E402
 from dlhw.models import FullyConnectedNet, RecurrentNet, TwoLayerNet  # noqa: E402
 from dlhw.plots import (confusion_matrix, plot_confusion_matrix, plot_history, show_filters,  # noqa: E402
@@ -22,8 +24,8 @@ def small_digits():
 
 
 def test_tiny_run_reduces_loss_and_fills_history(small_digits):
-    model = TwoLayerNet(64, 32, 10, weight_scale=1e-2, seed=0)
-    trainer = Trainer(model, small_digits, update_rule="adam", optim_config={"learning_rate": 1e-2},
+    model = TwoLayerNet(64, 32, 10, weight_scale=1e-2, seed=0, ops=nn)
+    trainer = Trainer(model, small_digits, update_rule=optim.adam, optim_config={"learning_rate": 1e-2},
                       batch_size=50, num_epochs=4, seed=0, verbose=True)
     h = trainer.train()
     assert len(h["loss"]) == len(h["lr"]) == len(h["grad_norm"]) == 4 * 6
@@ -37,14 +39,14 @@ def test_tiny_run_reduces_loss_and_fills_history(small_digits):
 
 
 def test_val_every_lr_decay_and_schedule(small_digits):
-    model = TwoLayerNet(64, 16, 10, weight_scale=1e-2, seed=0)
-    trainer = Trainer(model, small_digits, update_rule="sgd_momentum",
+    model = TwoLayerNet(64, 16, 10, weight_scale=1e-2, seed=0, ops=nn)
+    trainer = Trainer(model, small_digits, update_rule=optim.sgd_momentum,
                       optim_config={"learning_rate": 0.1}, lr_decay=0.5, batch_size=100,
                       num_epochs=5, val_every=2, verbose=False)
     h = trainer.train()
     assert h["epoch"] == [2, 4, 5]
     assert np.allclose(h["lr"], np.repeat(0.1 * 0.5 ** np.arange(5), 3))
-    trainer = Trainer(TwoLayerNet(64, 16, 10, seed=0), small_digits, update_rule="sgd",
+    trainer = Trainer(TwoLayerNet(64, 16, 10, seed=0, ops=nn), small_digits, update_rule=optim.sgd,
                       optim_config={"learning_rate": 0.1}, lr_schedule=lambda t: 0.01 * (t + 1),
                       lr_decay=0.5, batch_size=100, num_epochs=2, verbose=False)
     assert np.allclose(trainer.train()["lr"], 0.01 * np.arange(1, 7))
@@ -59,7 +61,7 @@ def test_custom_update_rule_grad_clip_and_continuation(small_digits):
         calls.append(np.linalg.norm(dw))
         return w - config["learning_rate"] * dw, config
 
-    model = TwoLayerNet(64, 16, 10, weight_scale=0.1, seed=0)
+    model = TwoLayerNet(64, 16, 10, weight_scale=0.1, seed=0, ops=nn)
     trainer = Trainer(model, small_digits, update_rule=my_sgd, grad_clip=1e-3, batch_size=100,
                       num_epochs=1, verbose=False, restore_best=False)
     before = {k: v.copy() for k, v in model.params.items()}
@@ -78,7 +80,7 @@ def test_divergence_stops_training(small_digits):
         config["t"] += 1
         return (w * np.inf if config["t"] > 3 else w - 0.01 * dw), config
 
-    model = TwoLayerNet(64, 16, 10, weight_scale=1.0, seed=0)
+    model = TwoLayerNet(64, 16, 10, weight_scale=1.0, seed=0, ops=nn)
     trainer = Trainer(model, small_digits, update_rule=blow_up, batch_size=50, num_epochs=3,
                       verbose=False)
     with pytest.warns(RuntimeWarning, match="loss became"):
@@ -88,11 +90,13 @@ def test_divergence_stops_training(small_digits):
 
 
 def test_trainer_errors(small_digits):
-    model = TwoLayerNet(seed=0)
+    model = TwoLayerNet(seed=0, ops=nn)
     with pytest.raises(ValueError, match="X_train"):
         Trainer(model, {"y_train": small_digits["y_train"]})
-    with pytest.raises(ValueError, match="no update rule"):
-        Trainer(model, small_digits, update_rule="adamax", verbose=False).train()
+    with pytest.raises(ValueError, match=r"update_rule must be a function .*got 'adam'"):
+        Trainer(model, small_digits, update_rule="adam", verbose=False)    # names are not looked up
+    with pytest.raises(ValueError, match="update_rule must be a function"):
+        Trainer(model, small_digits, verbose=False)
     with pytest.raises(ValueError, match="both X_val and y_val"):
         Trainer(model, {"X_train": 1, "y_train": 1, "X_val": 1})
 
@@ -100,9 +104,9 @@ def test_trainer_errors(small_digits):
 def test_sequence_model_trains_and_accuracy_ignores_masked_positions():
     X, y = make_reverse_task(400, 3, vocab_size=3, seed=0)
     data = {"X_train": X[:300], "y_train": y[:300], "X_val": X[300:], "y_val": y[300:]}
-    model = RecurrentNet(4, 3, hidden_dim=16, cell="lstm", per_step=True, seed=0)
+    model = RecurrentNet(4, 3, hidden_dim=16, cell="lstm", per_step=True, seed=0, ops=nn)
     trainer = Trainer(model, data, optim_config={"learning_rate": 2e-2}, batch_size=50, num_epochs=8,
-                      verbose=False)
+                      verbose=False, update_rule=optim.adam)
     h = trainer.train()
     assert np.mean(h["loss"][-6:]) < 0.6 * h["loss"][0]
     assert h["val_acc"][-1] > 0.6                          # chance is 1/3
@@ -154,9 +158,9 @@ def test_show_filters_and_images():
 
 def test_model_history_through_fully_connected_net_with_batchnorm(small_digits):
     model = FullyConnectedNet([32, 32], normalization="batchnorm", dropout_keep_ratio=0.9,
-                              weight_scale="kaiming", seed=0)
+                              weight_scale="kaiming", seed=0, ops=nn)
     trainer = Trainer(model, small_digits, optim_config={"learning_rate": 1e-2}, batch_size=50,
-                      num_epochs=6, verbose=False)
+                      num_epochs=6, verbose=False, update_rule=optim.adam)
     h = trainer.train()
     assert h["val_acc"][-1] > 0.7
     # restoring the best epoch restores its batchnorm running statistics with its parameters

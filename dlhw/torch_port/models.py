@@ -8,9 +8,9 @@ in any dtype. Scores come in PyTorch's layout for ``CrossEntropyLoss``: (N, C) f
 tensors of shape (N, heads, T, d): the student's ``attention_torch`` trains the model through
 autograd, or PyTorch's ``scaled_dot_product_attention`` (the default) for comparison.
 ``positional_encoding=`` takes the function of the positions, ``(T, D) -> (T, D)`` array:
-assignment 08's (which assignment 09 receives in blocks.py); the reference one by default,
-where it is installed. The student kit ships no positional encoding of its own: it is
-assignment 08's exercise.
+assignment 08's (which assignment 09 receives in blocks.py), or the reference
+``dlhw.nn.attention.positional_encoding`` where the full package is installed. There is no
+default: the student kit ships no positional encoding (it is assignment 08's exercise).
 """
 from __future__ import annotations
 
@@ -89,12 +89,9 @@ class TinyTransformer(nn.Module):
                  causal: bool = False, positional_encoding: Optional[Callable] = None):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, d_model)
-        if positional_encoding is None:
-            try:   # the reference, imported only now: the student kit does not have it
-                from dlhw.nn.attention import positional_encoding
-            except ImportError:
-                raise ValueError("TinyTransformer: pass positional_encoding=, a function (T, D) -> (T, D) "
-                                 "array, e.g. assignment 08's positional_encoding from blocks.py") from None
+        if positional_encoding is None:   # no reference default: the student kit has none
+            raise ValueError("TinyTransformer: pass positional_encoding=, a function (T, D) -> (T, D) "
+                             "array, e.g. assignment 08's positional_encoding from blocks.py")
         pe = positional_encoding(max_len, d_model)
         pe = pe.detach().cpu().double() if torch.is_tensor(pe) else torch.as_tensor(np.asarray(pe, dtype=np.float64))
         if tuple(pe.shape) != (max_len, d_model):
