@@ -116,12 +116,18 @@ class Course:
             yield gb
 
     def ensure_released(self, assignment: str) -> None:
-        """Make sure the gradebook knows ``assignment`` (its cells and points).
+        """Make sure the gradebook knows ``assignment`` (its cells and points), and that its
+        blocks.py, which the grader hands to every submission, is written and current.
 
         nbgrader learns an assignment's graded cells when it generates the release; where the
         course's gradebook has not seen it yet, generate it (into the release directory).
         """
         from nbgrader.api import MissingEntry
+        from grader.build import write_blocks
+        # blocks.py is a build output (not committed): write it for the release and the grader
+        release = self.release / assignment
+        for path in self.source_notebooks(assignment):
+            write_blocks(path.parent, nbformat.read(path, as_version=4), *([release] if release.is_dir() else []))
         self.write_config()
         with self.gradebook() as gb:
             try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -159,9 +160,9 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _top_level_imports(source: str) -> set:
+def _top_level_imports(tree: ast.Module) -> set:
     names = set()
-    for node in ast.parse(source).body:
+    for node in tree.body:
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -177,16 +178,16 @@ def _resolve_relative(module: str, is_package: bool, level: int, name: Optional[
     return ".".join(parts + ([name] if name else []))
 
 
-def dlhw_imports(module: str, path: Path) -> List[Tuple[int, str, str]]:
+def dlhw_imports(module: str, path: Path, tree: Optional[ast.Module] = None) -> List[Tuple[int, str, str]]:
     """``(line, module, how)`` for every dlhw module that ``module``'s code can import, wherever
     the import is written: at module level, inside a function or a ``try`` (a lazy import),
     relative (``from . import x``), or as a string for importlib (a constant equal to a module
     name, or ``"module:attribute"``, which ``importlib.import_module``/``__import__`` take).
     ``from package import name`` lists ``package.name`` too: ``name`` may be a submodule."""
-    source = path.read_text()
+    tree = tree or ast.parse(path.read_text(), filename=str(path))
     is_package = path.name == "__init__.py"
     found = []
-    for node in ast.walk(ast.parse(source, filename=str(path))):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [(node.lineno, a.name, f"import {a.name}") for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -211,13 +212,14 @@ class KitImportError(SystemExit):
     environment only when that line runs: a ModuleNotFoundError far from the build)."""
 
 
-def check_kit_imports(modules: Dict[str, Path], all_modules: Dict[str, Path]) -> None:
+def check_kit_imports(modules: Dict[str, Path], all_modules: Dict[str, Path], trees: Optional[dict] = None,
+                      root: Path = PACKAGE_DIR.parent) -> None:
     """Fail, naming the file, line and module, when a module of ``modules`` (the kit) imports, at
     any depth or by an importlib string, a dlhw module of ``all_modules`` that the kit leaves out."""
     problems = []
     for mod, path in modules.items():
         reported = set()
-        for line, name, how in dlhw_imports(mod, path):
+        for line, name, how in dlhw_imports(mod, path, (trees or {}).get(mod)):
             # `from package import name`: `package.name` is either a module (then it must ship)
             # or an attribute of a shipped package
             if name in modules or (name not in all_modules and name.rsplit(".", 1)[0] in modules):
@@ -225,7 +227,7 @@ def check_kit_imports(modules: Dict[str, Path], all_modules: Dict[str, Path]) ->
             if (line, name.rsplit(".", 1)[0]) in reported:
                 continue    # its package is reported already
             reported.add((line, name))
-            rel = path.relative_to(PACKAGE_DIR.parent)
+            rel = path.relative_to(root)
             problems.append(f"{rel}:{line}: {how} needs {name}, which the student kit leaves out "
                             "(it holds reference solutions or imports them)")
     if problems:
@@ -243,35 +245,45 @@ def kit_modules() -> dict:
     imports, even lazily, a module that does not ship."""
     files = _all_modules()
     sources = {m: p.read_text() for m, p in files.items()}
+    trees = {m: ast.parse(s, filename=str(files[m])) for m, s in sources.items()}
+    top = {m: _top_level_imports(t) for m, t in trees.items()}
     # the reference layers are the students' exercises: never shipped
     excluded = {m for m, s in sources.items() if SOLUTION_MARKER in s or m == "dlhw.nn" or m.startswith("dlhw.nn.")}
     changed = True
     while changed:  # a module importing an excluded one at import time is excluded too
         changed = False
-        for m, s in sources.items():
+        for m in sources:
             if m in excluded:
                 continue
-            if any(imp == x or imp.startswith(x + ".") for imp in _top_level_imports(s) for x in excluded):
+            if any(imp == x or imp.startswith(x + ".") for imp in top[m] for x in excluded):
                 excluded.add(m)
                 changed = True
     kit = {m: files[m] for m in sorted(files) if m not in excluded}
-    check_kit_imports(kit, files)
+    check_kit_imports(kit, files, trees)
     return kit
 
 
-def build_kit(dest: Path, with_pyproject: bool = True) -> list:
-    """Write the kit to ``dest`` (``dest/dlhw/...``); returns the relative paths written."""
-    dest = Path(dest)
-    pkg = dest / "dlhw"
-    if pkg.exists():
-        shutil.rmtree(pkg)
-    written = []
-    for mod, path in kit_modules().items():
-        rel = path.relative_to(PACKAGE_DIR.parent)
-        out = dest / rel
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, out)
-        written.append(str(rel))
+def write_if_changed(path: Path, data) -> bool:
+    """Write ``data`` (str or bytes) to ``path`` unless it holds exactly that already; True when
+    written. The write is atomic (a temporary file renamed over it), so processes that build the
+    same outputs at once (pytest's workers) never see, or leave, a half-written file."""
+    data = data.encode() if isinstance(data, str) else data
+    path = Path(path)
+    try:
+        if path.read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return True
+
+
+def kit_files(with_pyproject: bool = True) -> Dict[str, bytes]:
+    """{path relative to the kit's folder: content} of every file of the kit."""
+    files = {str(path.relative_to(PACKAGE_DIR.parent)): path.read_bytes() for path in kit_modules().values()}
     if with_pyproject:
         try:
             import tomllib
@@ -280,15 +292,31 @@ def build_kit(dest: Path, with_pyproject: bool = True) -> list:
         deps, version = kit_dependencies()
         text = KIT_PYPROJECT.format(version=version, dependencies=_toml_array(deps))
         assert tomllib.loads(text)["project"]["dependencies"] == deps  # valid TOML, same list
-        files = {
-            "pyproject.toml": text,
-            "install.sh": INSTALL_SH,
-            "jupyter-config/labconfig/page_config.d/dlhw_student.json": json.dumps(LAB_CONFIG, indent=2) + "\n",
-            "jupyter-config/jupyter_server_config.d/nbgrader_student.json": json.dumps(SERVER_CONFIG, indent=2) + "\n",
-        }
-        for rel, content in files.items():
-            out = dest / rel
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(content)
-            written.append(rel)
-    return sorted(written)
+        files.update({
+            "pyproject.toml": text.encode(),
+            "install.sh": INSTALL_SH.encode(),
+            "jupyter-config/labconfig/page_config.d/dlhw_student.json": (json.dumps(LAB_CONFIG, indent=2) + "\n").encode(),
+            "jupyter-config/jupyter_server_config.d/nbgrader_student.json":
+                (json.dumps(SERVER_CONFIG, indent=2) + "\n").encode(),
+        })
+    return files
+
+
+def build_kit(dest: Path, with_pyproject: bool = True, files: Optional[Dict[str, bytes]] = None) -> list:
+    """Write the kit to ``dest`` (``dest/dlhw/...``); returns the relative paths of its files.
+
+    Only files whose content differs are written, and files of ``dest/dlhw`` that are no longer
+    part of the kit are removed (what pip leaves next to it, build/ and *.egg-info, is kept)."""
+    dest = Path(dest)
+    files = kit_files(with_pyproject) if files is None else files
+    pkg = dest / "dlhw"
+    if pkg.is_dir():
+        for path in sorted(pkg.rglob("*"), reverse=True):
+            rel = str(path.relative_to(dest))
+            if path.is_file() and "__pycache__" not in path.parts and rel not in files:
+                path.unlink(missing_ok=True)
+            elif path.is_dir() and path.name != "__pycache__" and not any(path.iterdir()):
+                path.rmdir()
+    for rel, data in files.items():
+        write_if_changed(dest / rel, data)
+    return sorted(files)

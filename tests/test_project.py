@@ -1,6 +1,7 @@
 """The project's promises about itself: one environment, fresh generated files, no leaks."""
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -49,6 +50,13 @@ def _environment_yml():
 TEST_TOOLS = ("pytest", "pytest-xdist", "hypothesis", "nbval")
 
 
+@functools.lru_cache(maxsize=1)
+def _kit() -> dict:
+    """{path: text} of the student kit, as `dlhw build` and `dlhw release` write it."""
+    from grader.kit import kit_files
+    return {rel: data.decode() for rel, data in kit_files().items()}
+
+
 def test_environment_yml_mirrors_the_student_install():
     """conda's environment.yml is install.sh's install: the same torch and index, then the kit."""
     from grader.kit import CPU_INDEX, INSTALL_SH, TORCH
@@ -57,7 +65,7 @@ def test_environment_yml_mirrors_the_student_install():
     meta = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert f">={meta['requires-python'].lstrip('>=')}" == conda[0].replace("python", "")
     assert pip == [f"--extra-index-url {CPU_INDEX}", TORCH, "./notebooks/_kit"]
-    script = (REPO / "notebooks" / "_kit" / "install.sh").read_text()
+    script = _kit()["install.sh"]
     assert script == INSTALL_SH
     assert f'torch_req="${{DLHW_TORCH:-{TORCH}}}"' in script and f'index="${{DLHW_TORCH_INDEX-{CPU_INDEX}}}"' in script
     assert f'torch_req="${{DLHW_TORCH:-{TORCH}}}"' in (REPO / ".ci" / "setup").read_text(), \
@@ -68,7 +76,7 @@ def test_environment_yml_mirrors_the_student_install():
 
 def test_the_kit_requires_what_students_use_and_no_test_tools():
     from grader.kit import kit_dependencies
-    kit = tomllib.loads((REPO / "notebooks" / "_kit" / "pyproject.toml").read_text())["project"]
+    kit = tomllib.loads(_kit()["pyproject.toml"])["project"]
     assert kit["dependencies"] == kit_dependencies()[0]
     reqs = _reqs(kit["dependencies"])
     assert len(reqs) == len(kit["dependencies"]), "a requirement is listed twice"
@@ -83,10 +91,143 @@ def test_the_kit_requires_what_students_use_and_no_test_tools():
 def test_student_environment_installs_the_kit_not_the_reference():
     _, pip = _environment_yml()
     assert [p for p in pip if "notebooks" in p] == ["./notebooks/_kit"]
-    kit = REPO / "notebooks" / "_kit" / "dlhw"
-    assert not (kit / "nn").exists()
-    for path in kit.rglob("*.py"):
-        assert "### BEGIN SOLUTION" not in path.read_text(), f"{path} ships a solution"
+    kit = _kit()
+    assert not [rel for rel in kit if rel.startswith("dlhw/nn/")]
+    for rel, text in kit.items():
+        assert "### BEGIN SOLUTION" not in text, f"the kit's {rel} ships a solution"
+
+
+# ----------------------------------------------------------- generated files: no copy to forget
+def _git_files(*paths):
+    import shutil
+    import subprocess
+    if not shutil.which("git") or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    out = subprocess.run(["git", "ls-files", "-z", *paths], cwd=REPO, capture_output=True, text=True, check=True)
+    return [p for p in out.stdout.split("\0") if p]
+
+
+def test_build_outputs_are_not_committed_and_are_ignored():
+    """blocks.py and the kit are copies of dlhw's code: built wherever they are needed
+    (grader.build.BUILD_OUTPUTS), never committed, so no committed copy can go stale."""
+    import subprocess
+    from grader.build import is_build_output
+    committed = _git_files("solutions", "notebooks")
+    assert committed and not [p for p in committed if is_build_output(p)], "commit only the notebooks"
+    assert {p.split("/")[0] for p in committed} == {"solutions", "notebooks"}
+    assert all(p.endswith(".ipynb") for p in committed), [p for p in committed if not p.endswith(".ipynb")]
+    # what the build writes is ignored by git, so `git add` cannot pick it up either
+    outputs = ["notebooks/_kit/install.sh", "notebooks/_kit/dlhw/checks/core.py",
+               *(f"{top}/{a}/blocks.py" for top in ("solutions", "notebooks") for a in ASSIGNMENTS.values())]
+    assert all(is_build_output(p) for p in outputs)
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *outputs], cwd=REPO, capture_output=True,
+                             text=True).stdout.split()
+    assert sorted(ignored) == sorted(outputs), f"not git-ignored: {sorted(set(outputs) - set(ignored))}"
+
+
+def test_build_outputs_in_the_working_tree_are_current():
+    """conftest.py rebuilt them for this session; here, they must equal a build from dlhw."""
+    import nbformat
+    from grader.build import blocks_text
+    assert {rel: (REPO / "notebooks" / "_kit" / rel).read_text() for rel in _kit()} == _kit()
+    with_blocks = 0
+    for number, name in ASSIGNMENTS.items():
+        for src in sorted((REPO / "solutions" / name).glob("*.ipynb")):
+            text = blocks_text(name, nbformat.read(src, as_version=4))
+            for top in ("solutions", "notebooks"):
+                path = REPO / top / name / "blocks.py"
+                assert (path.read_text() if path.exists() else None) == text, path
+            with_blocks += text is not None
+    assert with_blocks == 6
+
+
+def test_committed_notebooks_do_not_drift():
+    """The fast check (seconds, in memory): every solution notebook's generated cells (answer
+    cells from dlhw, test cells from their metadata) and every release notebook (nbgrader's
+    preprocessors on the solution) are byte for byte what `dlhw build` writes."""
+    import time
+    from grader.build import check_drift
+    start = time.perf_counter()
+    drift = check_drift()
+    assert not drift, "committed notebooks differ from a build (run `dlhw build` and commit):\n" + \
+        "\n".join(f"{p}: {why}" for p, why in drift.items())
+    assert time.perf_counter() - start < 60
+
+
+def test_the_drift_check_sees_each_kind_of_drift(tmp_path):
+    import json
+    import shutil
+    from grader.build import check_drift
+    name = ASSIGNMENTS[2]
+    for top in ("solutions", "notebooks"):
+        (tmp_path / top / name).mkdir(parents=True)
+        shutil.copy2(REPO / top / name / f"{name}.ipynb", tmp_path / top / name)
+    assert check_drift(tmp_path) == {}
+    sol, rel = (tmp_path / top / name / f"{name}.ipynb" for top in ("solutions", "notebooks"))
+    original = sol.read_text()
+
+    def edit(path, change):
+        nb = json.loads(path.read_text())
+        change(nb)
+        path.write_text(json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+
+    def points(nb):   # the points of a test cell changed, its code not regenerated
+        cell = next(c for c in nb["cells"] if c["metadata"].get("dlhw", {}).get("test"))
+        cell["metadata"]["nbgrader"]["points"] += 1
+    edit(sol, points)
+    assert "solutions/02_mlp_backprop/02_mlp_backprop.ipynb" in check_drift(tmp_path)
+    sol.write_text(original)
+
+    def answer(nb):   # an answer cell edited by hand instead of in dlhw
+        cell = next(c for c in nb["cells"] if c["metadata"].get("dlhw", {}).get("source"))
+        cell["source"] = "".join(cell["source"]) + "\n# edited"
+    edit(sol, answer)
+    assert "solutions/02_mlp_backprop/02_mlp_backprop.ipynb" in check_drift(tmp_path)
+    sol.write_text(original)
+
+    def release(nb):  # the release edited, or left behind by the solution
+        nb["cells"][0]["source"] = "edited"
+    edit(rel, release)
+    assert list(check_drift(tmp_path)) == ["notebooks/02_mlp_backprop/02_mlp_backprop.ipynb"]
+
+
+def test_the_kit_builder_rejects_a_lazy_import_of_a_module_it_leaves_out(tmp_path):
+    """A kit module that imports the reference only when a function runs (dlhw.train once looked
+    up update rules in dlhw.optim) would break in a student's environment far from the build."""
+    from grader.kit import KitImportError, check_kit_imports
+    pkg = tmp_path / "dlhw"
+    (pkg / "nn").mkdir(parents=True)
+    for rel in ("__init__.py", "data.py", "optim.py", "nn/__init__.py", "nn/layers.py"):
+        (pkg / rel).write_text("")
+    cases = {
+        "import dlhw.optim": "import dlhw.optim needs dlhw.optim",
+        "from dlhw.nn.layers import affine_forward": "from dlhw.nn.layers import ... needs dlhw.nn.layers",
+        "from .optim import sgd": "from .optim import ... needs dlhw.optim",
+        "from . import optim": "from . import optim needs dlhw.optim",
+        "importlib.import_module('dlhw.nn')": "the string 'dlhw.nn' (for importlib) needs dlhw.nn",
+        "ref = 'dlhw.optim:adam'": "the string 'dlhw.optim:adam' (for importlib) needs dlhw.optim",
+    }
+    every = {"dlhw": pkg / "__init__.py", "dlhw.data": pkg / "data.py", "dlhw.optim": pkg / "optim.py",
+             "dlhw.nn": pkg / "nn" / "__init__.py", "dlhw.nn.layers": pkg / "nn" / "layers.py",
+             "dlhw.train": pkg / "train.py"}
+    kit = {m: every[m] for m in ("dlhw", "dlhw.data", "dlhw.train")}
+    for code, message in cases.items():
+        (pkg / "train.py").write_text("import importlib\nfrom dlhw.data import load\nfrom . import data\n\n\n"
+                                      f"def rule(name):\n    if name:\n        {code}\n")
+        with pytest.raises(KitImportError) as err:
+            check_kit_imports(kit, every, root=tmp_path)
+        assert f"dlhw/train.py:8: {message}, which the student kit leaves out" in str(err.value), str(err.value)
+    # what the kit ships may be imported anywhere, and names of a shipped module are not modules
+    (pkg / "train.py").write_text("def f():\n    import dlhw.data\n    from dlhw.data import load\n"
+                                  "    return __import__('dlhw.data')\n")
+    check_kit_imports(kit, every, root=tmp_path)
+
+
+def test_the_kit_ships_no_module_that_imports_the_reference():
+    from grader.kit import _all_modules, check_kit_imports, kit_modules
+    kit = kit_modules()          # raises KitImportError on any such import
+    check_kit_imports(kit, _all_modules())
+    assert "dlhw.train" in kit and "dlhw.models" in kit and "dlhw.optim" not in kit
 
 
 @pytest.mark.slow
@@ -131,10 +272,9 @@ def test_release_leaks_no_solution_of_this_or_later_assignments(number):
 
 def test_kit_leaks_no_solution():
     forbidden = set().union(*(_solution_lines(n) for n in GRADED))
-    for path in (REPO / "notebooks" / "_kit").rglob("*.py"):
-        text = path.read_text()
+    for rel, text in _kit().items():
         leaked = [line for line in forbidden if line in text]
-        assert not leaked, f"{path} contains solution code: {leaked[:3]}"
+        assert not leaked, f"the kit's {rel} contains solution code: {leaked[:3]}"
 
 
 # ----------------------------------------------------------- solutions in other clothes
@@ -211,9 +351,9 @@ def _leaks(source: str, fps: dict) -> list:
 
 def test_kit_holds_no_solution_in_any_framework():
     fps = _region_fingerprints()
-    files = sorted((REPO / "notebooks" / "_kit" / "dlhw").rglob("*.py"))
+    files = {rel: text for rel, text in _kit().items() if rel.endswith(".py")}
     assert len(files) > 10
-    leaks = [f"{p.relative_to(REPO)}: {leak}" for p in files for leak in _leaks(p.read_text(), fps)]
+    leaks = [f"notebooks/_kit/{rel}: {leak}" for rel, text in files.items() for leak in _leaks(text, fps)]
     assert not leaks, "the kit ships solutions:\n" + "\n".join(leaks)
 
 

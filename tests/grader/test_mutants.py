@@ -111,7 +111,7 @@ def test_a_mistake_costs_only_its_own_functions_points(graded_class, assignment)
     for src in course.source_notebooks(assignment):
         for cell in nbformat.read(src, as_version=4).cells:
             if is_test_cell(cell):
-                functions = {f for name, _ in check_calls(cell.source) for f in core.get(name).functions}
+                functions = {f for name, _ in check_calls(cell) for f in core.get(name).functions}
                 graded[nbgrader_meta(cell)["grade_id"]] = functions | {d for f in functions
                                                                        for d in IN_PROCESS.get(f, ())}
     sol = solution_answers(course, assignment, course.source_notebooks(assignment)[0].stem)
