@@ -16,12 +16,24 @@ def test_release_writes_the_assignment_the_kit_and_the_install_files(tmp_path):
     out = tmp_path / "handout"
     assert (out / "notebooks" / "04_optimization" / "04_optimization.ipynb").is_file()
     assert (out / "notebooks" / "04_optimization" / "blocks.py").is_file()
-    assert (out / "notebooks" / "_kit" / "install.sh").read_text() == (REPO / "notebooks" / "_kit" / "install.sh").read_text()
+    # blocks.py and the kit are built from dlhw for the handout, whatever the working tree holds
+    from grader.build import blocks_text
+    from grader.kit import kit_files
+    import nbformat
+    source = nbformat.read(REPO / "solutions" / "04_optimization" / "04_optimization.ipynb", as_version=4)
+    assert (out / "notebooks" / "04_optimization" / "blocks.py").read_text() == blocks_text("04_optimization", source)
+    kit = {str(p.relative_to(out / "notebooks" / "_kit")): p.read_bytes()
+           for p in (out / "notebooks" / "_kit").rglob("*") if p.is_file()}
+    assert kit == kit_files()
+    assert (out / "notebooks" / "04_optimization" / "04_optimization.ipynb").read_bytes() == \
+        (REPO / "notebooks" / "04_optimization" / "04_optimization.ipynb").read_bytes()
     assert (out / "environment.yml").read_text() == (REPO / "environment.yml").read_text()
     assert not [p for p in written if "__pycache__" in p or ".egg-info" in p or "/build/" in p]
     later = [name for number, name in ASSIGNMENTS.items() if number > 4]
     for path in out.rglob("*"):
         assert not any(name in str(path.relative_to(out)) for name in later), path
+    assert sorted(p.name for p in (out / "notebooks" / "04_optimization").iterdir()) == ["04_optimization.ipynb",
+                                                                                         "blocks.py"]
     # the next release adds to the same folder
     release("05_training_deep_nets", out)
     assert (out / "notebooks" / "05_training_deep_nets").is_dir() and (out / "notebooks" / "04_optimization").is_dir()
@@ -52,3 +64,21 @@ def test_find_notebook_from_where_the_student_is(tmp_path, monkeypatch):
         find_notebook("03_autodiff", tmp_path / "course")
     with pytest.raises(FileNotFoundError, match="no notebooks in"):
         find_notebook(None, tmp_path)
+
+
+def test_release_does_not_need_a_build_of_the_working_tree(tmp_path):
+    """A fresh clone holds no blocks.py and no kit (build outputs, not committed): the release
+    builds them from dlhw; a stale blocks.py left in the working tree never ships."""
+    import shutil
+    from grader.build import blocks_text
+    import nbformat
+    root = tmp_path / "clone"
+    for top in ("solutions", "notebooks"):
+        (root / top / "06_cnn").mkdir(parents=True)
+        shutil.copy2(REPO / top / "06_cnn" / "06_cnn.ipynb", root / top / "06_cnn")
+    shutil.copy2(REPO / "environment.yml", root)
+    (root / "notebooks" / "06_cnn" / "blocks.py").write_text("STALE = True\n")
+    written = release("06", tmp_path / "handout", root=root)
+    assert "notebooks/_kit/install.sh" in written and "notebooks/06_cnn/blocks.py" in written
+    source = nbformat.read(root / "solutions" / "06_cnn" / "06_cnn.ipynb", as_version=4)
+    assert (tmp_path / "handout" / "notebooks" / "06_cnn" / "blocks.py").read_text() == blocks_text("06_cnn", source)
