@@ -2,10 +2,16 @@
 
 It holds the checks (with their PyTorch oracles), argument validation, data sets, models,
 the training loop and plotting: every module of ``dlhw`` that contains no nbgrader solution
-region and imports no module that does. ``dlhw build`` writes it to ``notebooks/_kit`` (with
-its own pyproject.toml and the student install, ``install.sh`` and environment.yml); the
-grader's sandbox puts a fresh copy on the student code's path, so submissions can import the
-checks but not the reference.
+region and imports no module that does. It is a build output, never committed: ``dlhw build``
+writes it to ``notebooks/_kit`` and ``dlhw release`` into the handout (with its own
+pyproject.toml and the student install, ``install.sh`` and environment.yml); the grader's
+sandbox puts a fresh copy on the student code's path, so submissions can import the checks but
+not the reference.
+
+No kit module may import a module the kit leaves out, wherever the import is written (at module
+level, in a function, relative, or as an importlib string): such an import fails only when
+that line runs on a student's machine, so ``kit_modules`` refuses to build the kit and names
+the file and line (``check_kit_imports``).
 
 The kit's install also configures JupyterLab for students: its pyproject installs two Jupyter
 config files into the environment's ``etc/jupyter`` (sys-prefix level, nothing else touched)

@@ -82,3 +82,18 @@ def test_release_does_not_need_a_build_of_the_working_tree(tmp_path):
     assert "notebooks/_kit/install.sh" in written and "notebooks/06_cnn/blocks.py" in written
     source = nbformat.read(root / "solutions" / "06_cnn" / "06_cnn.ipynb", as_version=4)
     assert (tmp_path / "handout" / "notebooks" / "06_cnn" / "blocks.py").read_text() == blocks_text("06_cnn", source)
+
+
+def test_the_grader_writes_the_blocks_it_hands_to_submissions(tmp_path):
+    """`dlhw autograde` hands each submission its assignment's blocks.py (Course.ensure_released):
+    a build output, so it is written then, from dlhw, where a fresh clone has none."""
+    import shutil
+    from grader.course import Course
+    source = tmp_path / "solutions"
+    (source / "04_optimization").mkdir(parents=True)
+    shutil.copy2(REPO / "solutions" / "04_optimization" / "04_optimization.ipynb", source / "04_optimization")
+    course = Course(root=tmp_path / "course", source=source, release=tmp_path / "notebooks")
+    course.ensure_released("04_optimization")
+    for top in ("solutions", "notebooks"):
+        blocks = tmp_path / top / "04_optimization" / "blocks.py"
+        assert blocks.read_text() == (REPO / "solutions" / "04_optimization" / "blocks.py").read_text(), top
