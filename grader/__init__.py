@@ -2,7 +2,8 @@
 
 Modules: ``course`` (the nbgrader course directory), ``build`` (generated files), ``kit``
 (the student kit), ``assemble`` (the notebook to grade), ``sandbox`` (warm, sandboxed
-execution with an out-of-process judge), ``autograde``, ``feedback``, ``demo``.
+execution with an out-of-process judge), ``autograde``, ``feedback``, ``demo``, and ``cli``
+(the ``dlhw`` command).
 """
 import os
 import sys

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from dlhw.cli import main
+from grader.cli import main
 from grader.course import REPO
 from grader.curriculum import ASSIGNMENTS
 from grader.release import release
