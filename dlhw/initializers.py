@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dlhw.validation import require_generator, require_int_tuple, require_numbers
+
 __all__ = ["xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal",
            "xavier_uniform_conv", "xavier_normal_conv", "kaiming_uniform_conv",
            "kaiming_normal_conv"]
@@ -44,12 +46,8 @@ def xavier_uniform(fan_in, fan_out, rng):
     -------
     w : array of shape (D, M), variance 2 / (D + M)
     """
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"xavier_uniform: rng must be a numpy.random.Generator "
-                         f"(np.random.default_rng(seed)); got {type(rng).__name__}")
-    if not all(isinstance(n, (int, np.integer)) and n >= 1 for n in (fan_in, fan_out)):
-        raise ValueError("xavier_uniform: fan_in and fan_out must be integers >= 1; "
-                         f"got fan_in={fan_in!r}, fan_out={fan_out!r}")
+    require_generator("xavier_uniform", "rng", rng)
+    require_numbers("xavier_uniform", {"fan_in": fan_in, "fan_out": fan_out}, low=1, integer=True)
     ### BEGIN SOLUTION
     bound = np.sqrt(6.0 / (fan_in + fan_out))    # sqrt(3) * std, std = sqrt(2 / (D + M))
     w = rng.uniform(-bound, bound, size=(fan_in, fan_out))
@@ -70,12 +68,8 @@ def xavier_normal(fan_in, fan_out, rng):
     -------
     w : array of shape (D, M)
     """
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"xavier_normal: rng must be a numpy.random.Generator "
-                         f"(np.random.default_rng(seed)); got {type(rng).__name__}")
-    if not all(isinstance(n, (int, np.integer)) and n >= 1 for n in (fan_in, fan_out)):
-        raise ValueError("xavier_normal: fan_in and fan_out must be integers >= 1; "
-                         f"got fan_in={fan_in!r}, fan_out={fan_out!r}")
+    require_generator("xavier_normal", "rng", rng)
+    require_numbers("xavier_normal", {"fan_in": fan_in, "fan_out": fan_out}, low=1, integer=True)
     ### BEGIN SOLUTION
     std = np.sqrt(2.0 / (fan_in + fan_out))
     w = rng.normal(0.0, std, size=(fan_in, fan_out))
@@ -96,12 +90,8 @@ def kaiming_uniform(fan_in, fan_out, rng):
     -------
     w : array of shape (D, M), variance 2 / D
     """
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"kaiming_uniform: rng must be a numpy.random.Generator "
-                         f"(np.random.default_rng(seed)); got {type(rng).__name__}")
-    if not all(isinstance(n, (int, np.integer)) and n >= 1 for n in (fan_in, fan_out)):
-        raise ValueError("kaiming_uniform: fan_in and fan_out must be integers >= 1; "
-                         f"got fan_in={fan_in!r}, fan_out={fan_out!r}")
+    require_generator("kaiming_uniform", "rng", rng)
+    require_numbers("kaiming_uniform", {"fan_in": fan_in, "fan_out": fan_out}, low=1, integer=True)
     ### BEGIN SOLUTION
     bound = np.sqrt(6.0 / fan_in)                # sqrt(3) * std, std = sqrt(2 / D)
     w = rng.uniform(-bound, bound, size=(fan_in, fan_out))
@@ -122,12 +112,8 @@ def kaiming_normal(fan_in, fan_out, rng):
     -------
     w : array of shape (D, M)
     """
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"kaiming_normal: rng must be a numpy.random.Generator "
-                         f"(np.random.default_rng(seed)); got {type(rng).__name__}")
-    if not all(isinstance(n, (int, np.integer)) and n >= 1 for n in (fan_in, fan_out)):
-        raise ValueError("kaiming_normal: fan_in and fan_out must be integers >= 1; "
-                         f"got fan_in={fan_in!r}, fan_out={fan_out!r}")
+    require_generator("kaiming_normal", "rng", rng)
+    require_numbers("kaiming_normal", {"fan_in": fan_in, "fan_out": fan_out}, low=1, integer=True)
     ### BEGIN SOLUTION
     std = np.sqrt(2.0) / np.sqrt(fan_in)         # gain sqrt(2) over the 1/sqrt(D) of Var = 1/D
     w = rng.normal(0.0, std, size=(fan_in, fan_out))
@@ -147,13 +133,8 @@ def xavier_uniform_conv(shape, rng):
     -------
     w : array of shape (F, C, HH, WW)
     """
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"xavier_uniform_conv: rng must be a numpy.random.Generator "
-                         f"(np.random.default_rng(seed)); got {type(rng).__name__}")
-    if not (isinstance(shape, (tuple, list)) and len(shape) == 4
-            and all(isinstance(n, (int, np.integer)) and n >= 1 for n in shape)):
-        raise ValueError("xavier_uniform_conv: shape must be (F, C, HH, WW), four integers >= 1; "
-                         f"got {shape!r}")
+    require_generator("xavier_uniform_conv", "rng", rng)
+    require_int_tuple("xavier_uniform_conv", "shape", shape, ("F", "C", "HH", "WW"))
     ### BEGIN SOLUTION
     F, C, HH, WW = shape
     fan_in, fan_out = C * HH * WW, F * HH * WW   # each output sees C*HH*WW inputs
@@ -175,13 +156,8 @@ def xavier_normal_conv(shape, rng):
     -------
     w : array of shape (F, C, HH, WW)
     """
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"xavier_normal_conv: rng must be a numpy.random.Generator "
-                         f"(np.random.default_rng(seed)); got {type(rng).__name__}")
-    if not (isinstance(shape, (tuple, list)) and len(shape) == 4
-            and all(isinstance(n, (int, np.integer)) and n >= 1 for n in shape)):
-        raise ValueError("xavier_normal_conv: shape must be (F, C, HH, WW), four integers >= 1; "
-                         f"got {shape!r}")
+    require_generator("xavier_normal_conv", "rng", rng)
+    require_int_tuple("xavier_normal_conv", "shape", shape, ("F", "C", "HH", "WW"))
     ### BEGIN SOLUTION
     F, C, HH, WW = shape
     std = np.sqrt(2.0 / (C * HH * WW + F * HH * WW))
@@ -202,13 +178,8 @@ def kaiming_uniform_conv(shape, rng):
     -------
     w : array of shape (F, C, HH, WW)
     """
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"kaiming_uniform_conv: rng must be a numpy.random.Generator "
-                         f"(np.random.default_rng(seed)); got {type(rng).__name__}")
-    if not (isinstance(shape, (tuple, list)) and len(shape) == 4
-            and all(isinstance(n, (int, np.integer)) and n >= 1 for n in shape)):
-        raise ValueError("kaiming_uniform_conv: shape must be (F, C, HH, WW), four integers >= 1; "
-                         f"got {shape!r}")
+    require_generator("kaiming_uniform_conv", "rng", rng)
+    require_int_tuple("kaiming_uniform_conv", "shape", shape, ("F", "C", "HH", "WW"))
     ### BEGIN SOLUTION
     F, C, HH, WW = shape
     bound = np.sqrt(6.0 / (C * HH * WW))
@@ -229,13 +200,8 @@ def kaiming_normal_conv(shape, rng):
     -------
     w : array of shape (F, C, HH, WW)
     """
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"kaiming_normal_conv: rng must be a numpy.random.Generator "
-                         f"(np.random.default_rng(seed)); got {type(rng).__name__}")
-    if not (isinstance(shape, (tuple, list)) and len(shape) == 4
-            and all(isinstance(n, (int, np.integer)) and n >= 1 for n in shape)):
-        raise ValueError("kaiming_normal_conv: shape must be (F, C, HH, WW), four integers >= 1; "
-                         f"got {shape!r}")
+    require_generator("kaiming_normal_conv", "rng", rng)
+    require_int_tuple("kaiming_normal_conv", "shape", shape, ("F", "C", "HH", "WW"))
     ### BEGIN SOLUTION
     F, C, HH, WW = shape
     std = np.sqrt(2.0 / (C * HH * WW))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlhw.validation import as_array, require_shape
+from dlhw.validation import as_array, as_array_like, as_config, require_numbers, state_array
 
 __all__ = ["sgd", "sgd_momentum", "nesterov_momentum", "rmsprop", "adam", "adamw",
            "step_decay", "inverse_time_decay", "warmup_schedule", "linear_warmup"]
@@ -44,12 +44,8 @@ def sgd(w, dw, config=None):
     config : the same dict, defaults filled in
     """
     w = as_array("sgd", "w", w)
-    dw = as_array("sgd", "dw", dw)
-    require_shape("sgd", "dw", dw, w.shape, why="(the shape of w)")
-    if config is None:
-        config = {}
-    if not isinstance(config, dict):
-        raise ValueError(f"sgd: config must be a dict or None; got {type(config).__name__}")
+    dw = as_array_like("sgd", "dw", dw, w, "w")
+    config = as_config("sgd", "config", config)
     config.setdefault("learning_rate", 1e-2)
     ### BEGIN SOLUTION
     next_w = w - config["learning_rate"] * dw
@@ -82,20 +78,11 @@ def sgd_momentum(w, dw, config=None):
     config : the same dict, velocity updated
     """
     w = as_array("sgd_momentum", "w", w)
-    dw = as_array("sgd_momentum", "dw", dw)
-    require_shape("sgd_momentum", "dw", dw, w.shape, why="(the shape of w)")
-    if config is None:
-        config = {}
-    if not isinstance(config, dict):
-        raise ValueError("sgd_momentum: config must be a dict or None; "
-                         f"got {type(config).__name__}")
+    dw = as_array_like("sgd_momentum", "dw", dw, w, "w")
+    config = as_config("sgd_momentum", "config", config)
     config.setdefault("learning_rate", 1e-2)
     config.setdefault("momentum", 0.9)
-    if "velocity" not in config:
-        config["velocity"] = np.zeros_like(w)
-    config["velocity"] = as_array("sgd_momentum", "config['velocity']", config["velocity"])
-    require_shape("sgd_momentum", "config['velocity']", config["velocity"], w.shape,
-                  why="(the shape of w)")
+    state_array("sgd_momentum", config, "velocity", w)
     ### BEGIN SOLUTION
     v = config["velocity"]
     v *= config["momentum"]                      # in place: the state lives in config
@@ -141,20 +128,11 @@ def nesterov_momentum(w, dw, config=None):
     config : the same dict, velocity updated
     """
     w = as_array("nesterov_momentum", "w", w)
-    dw = as_array("nesterov_momentum", "dw", dw)
-    require_shape("nesterov_momentum", "dw", dw, w.shape, why="(the shape of w)")
-    if config is None:
-        config = {}
-    if not isinstance(config, dict):
-        raise ValueError("nesterov_momentum: config must be a dict or None; "
-                         f"got {type(config).__name__}")
+    dw = as_array_like("nesterov_momentum", "dw", dw, w, "w")
+    config = as_config("nesterov_momentum", "config", config)
     config.setdefault("learning_rate", 1e-2)
     config.setdefault("momentum", 0.9)
-    if "velocity" not in config:
-        config["velocity"] = np.zeros_like(w)
-    config["velocity"] = as_array("nesterov_momentum", "config['velocity']", config["velocity"])
-    require_shape("nesterov_momentum", "config['velocity']", config["velocity"], w.shape,
-                  why="(the shape of w)")
+    state_array("nesterov_momentum", config, "velocity", w)
     ### BEGIN SOLUTION
     mu, v = config["momentum"], config["velocity"]
     v_prev = v.copy()                            # v is about to change in place
@@ -190,19 +168,12 @@ def rmsprop(w, dw, config=None):
     config : the same dict, cache updated
     """
     w = as_array("rmsprop", "w", w)
-    dw = as_array("rmsprop", "dw", dw)
-    require_shape("rmsprop", "dw", dw, w.shape, why="(the shape of w)")
-    if config is None:
-        config = {}
-    if not isinstance(config, dict):
-        raise ValueError(f"rmsprop: config must be a dict or None; got {type(config).__name__}")
+    dw = as_array_like("rmsprop", "dw", dw, w, "w")
+    config = as_config("rmsprop", "config", config)
     config.setdefault("learning_rate", 1e-2)
     config.setdefault("decay_rate", 0.99)
     config.setdefault("epsilon", 1e-8)
-    if "cache" not in config:
-        config["cache"] = np.zeros_like(w)
-    config["cache"] = as_array("rmsprop", "config['cache']", config["cache"])
-    require_shape("rmsprop", "config['cache']", config["cache"], w.shape, why="(the shape of w)")
+    state_array("rmsprop", config, "cache", w)
     ### BEGIN SOLUTION
     rho, cache = config["decay_rate"], config["cache"]
     cache *= rho
@@ -246,22 +217,15 @@ def adam(w, dw, config=None):
     config : the same dict, m, v and t updated
     """
     w = as_array("adam", "w", w)
-    dw = as_array("adam", "dw", dw)
-    require_shape("adam", "dw", dw, w.shape, why="(the shape of w)")
-    if config is None:
-        config = {}
-    if not isinstance(config, dict):
-        raise ValueError(f"adam: config must be a dict or None; got {type(config).__name__}")
+    dw = as_array_like("adam", "dw", dw, w, "w")
+    config = as_config("adam", "config", config)
     config.setdefault("learning_rate", 1e-3)
     config.setdefault("beta1", 0.9)
     config.setdefault("beta2", 0.999)
     config.setdefault("epsilon", 1e-8)
     config.setdefault("t", 0)
-    for key in ("m", "v"):
-        if key not in config:                    # not setdefault: no zeros built on every call
-            config[key] = np.zeros_like(w)
-        config[key] = as_array("adam", f"config[{key!r}]", config[key])   # same array if float64
-        require_shape("adam", f"config[{key!r}]", config[key], w.shape, why="(the shape of w)")
+    state_array("adam", config, "m", w)
+    state_array("adam", config, "v", w)
     ### BEGIN SOLUTION
     beta1, beta2, m, v = config["beta1"], config["beta2"], config["m"], config["v"]
     config["t"] += 1                             # before use: the first step has t = 1
@@ -310,12 +274,8 @@ def adamw(w, dw, config=None):
     config : the same dict, m, v and t updated
     """
     w = as_array("adamw", "w", w)
-    dw = as_array("adamw", "dw", dw)
-    require_shape("adamw", "dw", dw, w.shape, why="(the shape of w)")
-    if config is None:
-        config = {}
-    if not isinstance(config, dict):
-        raise ValueError(f"adamw: config must be a dict or None; got {type(config).__name__}")
+    dw = as_array_like("adamw", "dw", dw, w, "w")
+    config = as_config("adamw", "config", config)
     config.setdefault("learning_rate", 1e-3)
     config.setdefault("weight_decay", 1e-2)
     ### BEGIN SOLUTION
@@ -345,8 +305,7 @@ def step_decay(lr0, t, step_size, gamma=0.5):
     """
     if int(step_size) != step_size or step_size < 1:
         raise ValueError(f"step_decay: step_size must be an integer >= 1; got {step_size!r}")
-    if t < 0:
-        raise ValueError(f"step_decay: t must be >= 0; got {t!r}")
+    require_numbers("step_decay", {"t": t}, low=0)
     ### BEGIN SOLUTION
     lr = lr0 * gamma ** (int(t) // int(step_size))
     ### END SOLUTION
@@ -371,10 +330,8 @@ def inverse_time_decay(lr0, t, decay_rate=1.0):
     -------
     lr : float
     """
-    if t < 0:
-        raise ValueError(f"inverse_time_decay: t must be >= 0; got {t!r}")
-    if decay_rate < 0:
-        raise ValueError(f"inverse_time_decay: decay_rate must be >= 0; got {decay_rate!r}")
+    require_numbers("inverse_time_decay", {"t": t}, low=0)
+    require_numbers("inverse_time_decay", {"decay_rate": decay_rate}, low=0)
     ### BEGIN SOLUTION
     lr = lr0 / (1 + decay_rate * t)
     ### END SOLUTION
@@ -401,11 +358,8 @@ def warmup_schedule(t, d_model, warmup_steps=4000):
     -------
     lr : float
     """
-    if t < 0:
-        raise ValueError(f"warmup_schedule: t must be >= 0; got {t!r}")
-    if d_model < 1 or warmup_steps < 1:
-        raise ValueError("warmup_schedule: d_model and warmup_steps must be >= 1; "
-                         f"got d_model={d_model!r}, warmup_steps={warmup_steps!r}")
+    require_numbers("warmup_schedule", {"t": t}, low=0)
+    require_numbers("warmup_schedule", {"d_model": d_model, "warmup_steps": warmup_steps}, low=1)
     ### BEGIN SOLUTION
     # The two branches of the min meet at t = warmup_steps; writing them as branches avoids
     # 0 ** -0.5 at t = 0.
@@ -437,12 +391,9 @@ def linear_warmup(lr0, t, warmup_steps, start_factor=0.0):
     -------
     lr : float
     """
-    if t < 0:
-        raise ValueError(f"linear_warmup: t must be >= 0; got {t!r}")
-    if warmup_steps < 1:
-        raise ValueError(f"linear_warmup: warmup_steps must be >= 1; got {warmup_steps!r}")
-    if not 0 <= start_factor <= 1:
-        raise ValueError(f"linear_warmup: start_factor must be in [0, 1]; got {start_factor!r}")
+    require_numbers("linear_warmup", {"t": t}, low=0)
+    require_numbers("linear_warmup", {"warmup_steps": warmup_steps}, low=1)
+    require_numbers("linear_warmup", {"start_factor": start_factor}, low=0, high=1)
     ### BEGIN SOLUTION
     progress = min(t, warmup_steps) / warmup_steps
     lr = lr0 * (start_factor + (1 - start_factor) * progress)

@@ -14,11 +14,14 @@ strings (a named size: the first use binds it, later uses must agree), e.g.
 """
 from __future__ import annotations
 
-from typing import Any, MutableMapping
+import numbers
+from typing import Any, Mapping, MutableMapping, Sequence
 
 import numpy as np
 
-__all__ = ["as_array", "require_shape", "require_keys", "require_one_of", "require_tensor", "shape_str"]
+__all__ = ["as_array", "as_array_like", "as_config", "state_array", "require_shape", "require_keys",
+           "require_one_of", "require_generator", "require_numbers", "require_int_tuple", "require_tensor",
+           "shape_str"]
 
 
 def shape_str(shape) -> str:
@@ -81,6 +84,84 @@ def require_shape(func: str, name: str, x: np.ndarray, expected, sizes: MutableM
             msg += f" {why}"
         raise ValueError(f"{msg}; got {shape_str(shape)}")
     return sizes
+
+
+def as_array_like(func: str, name: str, x: Any, like: np.ndarray, like_name: str) -> np.ndarray:
+    """``x`` as a float64 array of the shape of ``like`` (an argument called ``like_name``), e.g.
+    a gradient ``dw`` of the parameters ``w``; a ValueError naming both otherwise."""
+    x = as_array(func, name, x)
+    require_shape(func, name, x, np.shape(like), why=f"(the shape of {like_name})")
+    return x
+
+
+def as_config(func: str, name: str, config: Any) -> dict:
+    """An optional dict argument: ``config`` itself (the caller's dict, which the function may
+    update), a new empty dict when it is None; a ValueError for anything else."""
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise ValueError(f"{func}: {name} must be a dict or None; got {type(config).__name__}")
+    return config
+
+
+def state_array(func: str, config: dict, key: str, like: np.ndarray, config_name: str = "config",
+                like_name: str = "w") -> np.ndarray:
+    """The state array ``config[key]`` (an optimizer's velocity, cache or moments), of the shape of
+    ``like``: zeros when the key is absent, otherwise checked to be a float64 array of that shape.
+    It is stored back in ``config`` (converted when it was not float64) and returned, so that
+    in-place updates of the returned array are the state's."""
+    if key not in config:              # not setdefault: no zeros built on every call
+        config[key] = np.zeros_like(like)
+    name = f"{config_name}[{key!r}]"
+    config[key] = as_array(func, name, config[key])   # the same array when it is float64
+    require_shape(func, name, config[key], np.shape(like), why=f"(the shape of {like_name})")
+    return config[key]
+
+
+def require_generator(func: str, name: str, rng: Any) -> np.random.Generator:
+    """``rng`` itself when it is a numpy Generator (the legacy RandomState and seeds are refused:
+    results must be reproducible from the Generator the caller owns)."""
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"{func}: {name} must be a numpy.random.Generator "
+                         f"(np.random.default_rng(seed)); got {type(rng).__name__}")
+    return rng
+
+
+def _names(names: Sequence[str]) -> str:
+    """``['a']`` -> ``'a'``, ``['a', 'b', 'c']`` -> ``'a, b and c'``."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def require_numbers(func: str, values: Mapping[str, Any], low=None, high=None, integer: bool = False) -> None:
+    """A ValueError unless every value of ``values`` ({argument name: value}) is a real number in
+    [low, high] (either bound may be None), and an int or numpy integer when ``integer``;
+    e.g. ``require_numbers("f", {"fan_in": fan_in, "fan_out": fan_out}, low=1, integer=True)``
+    fails with ``f: fan_in and fan_out must be integers >= 1; got fan_in=0, fan_out=4``."""
+    def ok(v) -> bool:
+        if integer:
+            kind_ok = isinstance(v, (numbers.Integral, np.integer))
+        else:   # a Python or numpy real, or a 0-d array of one (np.float64(t), np.array(t))
+            kind_ok = isinstance(v, numbers.Real) or (isinstance(v, (np.generic, np.ndarray))
+                                                      and np.ndim(v) == 0 and np.asarray(v).dtype.kind in "biuf")
+        return kind_ok and (low is None or v >= low) and (high is None or v <= high)
+
+    if all(ok(v) for v in values.values()):
+        return
+    names = list(values)
+    what = ("integers " if len(names) > 1 else "an integer ") if integer else ""
+    bounds = (f"in [{low}, {high}]" if low is not None and high is not None
+              else f">= {low}" if low is not None else f"<= {high}" if high is not None else "")
+    got = repr(values[names[0]]) if len(names) == 1 else ", ".join(f"{k}={v!r}" for k, v in values.items())
+    raise ValueError(f"{func}: {_names(names)} must be {what}{bounds}".rstrip() + f"; got {got}")
+
+
+def require_int_tuple(func: str, name: str, value: Any, names: Sequence[str], low: int = 1) -> None:
+    """A ValueError unless ``value`` is a tuple or list of ``len(names)`` integers >= ``low``, e.g.
+    a convolution weight's shape ``(F, C, HH, WW)`` (``names`` gives the entries' names)."""
+    if not (isinstance(value, (tuple, list)) and len(value) == len(names)
+            and all(isinstance(n, (int, np.integer)) and n >= low for n in value)):
+        raise ValueError(f"{func}: {name} must be {shape_str(names)}, {len(names)} integers >= {low}; "
+                         f"got {value!r}")
 
 
 def require_keys(func: str, name: str, mapping: Any, keys) -> None:

@@ -42,7 +42,9 @@ The reference versions of functions you wrote in earlier assignments, so that th
 assignment can build on them whether or not yours were complete.
 """
 import numpy as np
-from dlhw.validation import as_array, require_keys, require_one_of, require_shape, shape_str
+from dlhw.validation import (as_array, as_array_like, as_config, require_generator, require_int_tuple,
+                             require_keys, require_numbers, require_one_of, require_shape, shape_str,
+                             state_array)
 '''
 
 

@@ -24,7 +24,7 @@ WRONG = [
                      '    next_w = w - config["learning_rate"] * v')],
            fails=["test_sgd_momentum_state"]),
     Mutant("sgd_momentum", "resets the velocity on every call",
-           replace=[('    if "velocity" not in config:\n        config["velocity"] = np.zeros_like(w)',
+           replace=[('    state_array("sgd_momentum", config, "velocity", w)',
                      '    config["velocity"] = np.zeros_like(w)')],
            fails=["test_sgd_momentum", "test_sgd_momentum_state"]),
     Mutant("nesterov_momentum", "Nesterov = plain momentum (w + v)",
