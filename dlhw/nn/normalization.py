@@ -88,9 +88,15 @@ def batchnorm_forward(x, gamma, beta, bn_param):
         var = running_var
     inv_std = 1.0 / np.sqrt(var + eps)
     # gamma * x_hat + beta with x_hat = centered * inv_std folded into one per-feature factor:
-    # x_hat itself is never stored, which saves a pass over (N, D) here and in the backward
-    out = centered * (gamma * inv_std)
-    out += beta
+    # x_hat itself is never stored, which saves a pass over (N, D) here and in the backward.
+    # numpy applies a (D,) vector to an (N, D) array one row at a time, a loop call per row,
+    # and at D ~ 1000 the calls cost as much as the arithmetic: viewed as N / r rows of r
+    # examples, with the vector tiled r times, the same products take r times fewer calls.
+    N, D = x.shape
+    r = 8 if N % 8 == 0 and D <= 1024 else 1
+    out = centered.reshape(N // r, r * D) * np.tile(gamma * inv_std, r)
+    out += np.tile(beta, r)
+    out = out.reshape(N, D)
     cache = (mode, centered, gamma, inv_std)
     ### END SOLUTION
     bn_param["running_mean"] = running_mean
@@ -130,11 +136,16 @@ def batchnorm_backward(dout, cache):
         # dx = scale * (dout - (dbeta + x_hat * dgamma) / N): for g = dout * gamma the sums
         # over the batch of g and of g * x_hat are gamma * dbeta and gamma * dgamma, so the
         # mean and variance terms reuse dbeta and dgamma. Built in one (N, D) buffer,
-        # in place, because at this size every extra temporary costs as much as the arithmetic.
-        dx = centered * (inv_std * dgamma / N)
-        dx += dbeta / N
-        np.subtract(dout, dx, out=dx)
-        dx *= scale
+        # in place, because at this size every extra temporary costs as much as the arithmetic,
+        # on rows of r examples with the per-feature vectors tiled r times (one numpy loop call
+        # per row: see batchnorm_forward)
+        D = dout.shape[1]
+        r = 8 if N % 8 == 0 and D <= 1024 else 1
+        dx = centered.reshape(N // r, r * D) * np.tile(inv_std * dgamma / N, r)
+        dx += np.tile(dbeta / N, r)
+        np.subtract(dout.reshape(N // r, r * D), dx, out=dx)
+        dx *= np.tile(scale, r)
+        dx = dx.reshape(N, D)
     else:
         dx = scale * dout                            # running statistics are constants
     ### END SOLUTION
