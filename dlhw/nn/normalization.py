@@ -90,8 +90,9 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     # gamma * x_hat + beta with x_hat = centered * inv_std folded into one per-feature factor:
     # x_hat itself is never stored, which saves a pass over (N, D) here and in the backward.
     # numpy applies a (D,) vector to an (N, D) array one row at a time, a loop call per row,
-    # and at D ~ 1000 the calls cost as much as the arithmetic: viewed as N / r rows of r
-    # examples, with the vector tiled r times, the same products take r times fewer calls.
+    # and at D ~ 1000 the calls take about a third of the time: viewed as N / r rows of r
+    # examples, with the vector tiled r times, the same products (bit for bit) take r times
+    # fewer calls.
     N, D = x.shape
     r = 8 if N % 8 == 0 and D <= 1024 else 1
     out = centered.reshape(N // r, r * D) * np.tile(gamma * inv_std, r)
