@@ -76,9 +76,15 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     require_shape("batchnorm_forward", "bn_param['running_mean']", running_mean, ("D",), sizes)
     require_shape("batchnorm_forward", "bn_param['running_var']", running_var, ("D",), sizes)
     ### BEGIN SOLUTION
+    # numpy applies a (D,) vector to an (N, D) array one row at a time, a loop call per row,
+    # and at D ~ 1000 the calls take about a third of the time: viewed as N / r rows of r
+    # examples, with the vector tiled r times, the same operations (bit for bit) take r times
+    # fewer calls.
+    N, D = x.shape
+    r = 8 if N % 8 == 0 and D <= 1024 else 1
     if mode == "train":
         mean = x.mean(axis=0)
-        centered = x - mean
+        centered = (x.reshape(N // r, r * D) - np.tile(mean, r)).reshape(N, D)
         # biased variance, mean of (x - mean)^2, without an (N, D) temporary for the squares
         var = np.einsum("ij,ij->j", centered, centered) / x.shape[0]
         running_mean = momentum * running_mean + (1 - momentum) * mean
@@ -88,13 +94,7 @@ def batchnorm_forward(x, gamma, beta, bn_param):
         var = running_var
     inv_std = 1.0 / np.sqrt(var + eps)
     # gamma * x_hat + beta with x_hat = centered * inv_std folded into one per-feature factor:
-    # x_hat itself is never stored, which saves a pass over (N, D) here and in the backward.
-    # numpy applies a (D,) vector to an (N, D) array one row at a time, a loop call per row,
-    # and at D ~ 1000 the calls take about a third of the time: viewed as N / r rows of r
-    # examples, with the vector tiled r times, the same products (bit for bit) take r times
-    # fewer calls.
-    N, D = x.shape
-    r = 8 if N % 8 == 0 and D <= 1024 else 1
+    # x_hat itself is never stored, which saves a pass over (N, D) here and in the backward
     out = centered.reshape(N // r, r * D) * np.tile(gamma * inv_std, r)
     out += np.tile(beta, r)
     out = out.reshape(N, D)
