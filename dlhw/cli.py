@@ -41,10 +41,9 @@ def add_check_command(sub) -> None:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in INSTRUCTOR_COMMANDS:
-        raise SystemExit(f"error: `{argv[0]}` is an instructor command: it needs the full dlhw package "
-                         "(the instructor install: pip install -e . in the dlhw repository), where it runs "
-                         f"as `dlhw {argv[0]}` or `python -m grader {argv[0]}`; the student kit only has "
-                         "`dlhw check`")
+        raise SystemExit(f"error: `{argv[0]}` is an instructor command of the full dlhw package: run "
+                         f"`dlhw {argv[0]}` or `python -m grader {argv[0]}` in the instructor install "
+                         "(pip install -e . in the dlhw repository); the student kit only has `dlhw check`")
     p = argparse.ArgumentParser(prog="dlhw", description="dlhw: check a notebook before submitting it")
     sub = p.add_subparsers(dest="command", required=True)
     add_check_command(sub)
