@@ -85,8 +85,9 @@ def test_instructor_commands_are_grader_clis_and_the_kit_points_to_them(capsys):
             kit_main([command])
     # the README's instructor lines still parse, with their flags
     args = parser().parse_args(["autograde", "02_mlp_backprop", "--submitted", "s", "--results", "r",
-                                "--workers", "2", "--no-sandbox"])
-    assert (args.workers, args.no_sandbox, args.func.__module__) == (2, True, "grader.cli")
+                                "--workers", "2", "--no-sandbox", "--scheduler", "tcp://h:8786"])
+    assert (args.workers, args.no_sandbox, args.scheduler, args.func.__module__) == \
+        (2, True, "tcp://h:8786", "grader.cli")
     assert parser().parse_args(["check", "02_mlp_backprop"]).func.__module__ == "dlhw.cli"
 
 
