@@ -2,8 +2,8 @@
 
 ``feedback`` runs nbgrader's generate_feedback, configured (see ``grader.course``) with
 ``ClearHiddenTests`` so the HTML shows hidden tests' verdicts and messages but never their
-code. ``export`` writes nbgrader's CSV export and, optionally, copies of the Gradescope-style
-results written by autograde.
+code. ``export`` writes nbgrader's CSV export and, optionally, a Canvas gradebook import
+(``grader.lms``) and copies of the Gradescope-style results written by autograde.
 """
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ def feedback(course: Course, assignment: str, quiet: bool = False) -> Path:
 
 
 def export(course: Course, csv: Path, assignment: Optional[str] = None, gradescope: Optional[Path] = None,
-           results: Optional[Path] = None, quiet: bool = False) -> Path:
+           results: Optional[Path] = None, quiet: bool = False, canvas: Optional[Path] = None,
+           canvas_roster: Optional[Path] = None) -> Path:
     from nbgrader.plugins.export import CsvExportPlugin
     cfg = course.config()
     plugin = CsvExportPlugin(config=cfg)
@@ -36,6 +37,11 @@ def export(course: Course, csv: Path, assignment: Optional[str] = None, gradesco
         plugin.assignment = [assignment]
     with course.gradebook() as gb:
         plugin.export(gb)
+    if canvas:
+        from grader.lms import export_canvas
+        export_canvas(course, canvas, [assignment] if assignment else None, canvas_roster, quiet=quiet)
+    elif canvas_roster:
+        raise SystemExit("error: --canvas-roster needs --canvas (the file to write)")
     if gradescope:
         if results is None:
             raise SystemExit("error: --gradescope needs --results (the folder autograde wrote)")

@@ -1,0 +1,233 @@
+"""The Gradescope autograder package (grader/gradescope.py), run as Gradescope runs it.
+
+One class of assignment 01 (a perfect student who uploaded a renamed notebook and a stray file,
+an empty one, a broken one: not JSON, and a hostile one: an answer that never returns, and code
+that tries to read the package's solutions and write Gradescope's results) is graded twice: by
+``dlhw autograde`` as a class, and one submission at a time by the package's own
+``run_autograder`` in a temporary folder laid out as Gradescope's /autograder (without network
+where this machine can take it away). Both must give the same tests, scores and messages.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader.autograde import StudentResult, TestResult, autograde
+from grader.course import REPO, Course, is_test_cell, nbgrader_meta
+from grader.gradescope import (HIDDEN_MARK, build_package, collect_submission, results_json, student_id,
+                               unpack)
+from grader.sandbox.client import bwrap_path
+from grader.simulate import make_submission, solution_answers, write_submission
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("gradescope")]
+A = "01_linear_models"
+TIMEOUT = 6
+
+HOSTILE_PROBE = '''
+import os
+for p in [{solutions!r}, {secret!r}]:
+    print("SEES", p, os.path.exists(p))
+try:
+    os.makedirs({results!r}, exist_ok=True)
+    with open(os.path.join({results!r}, "results.json"), "w") as f:
+        f.write('{{"score": 1000000}}')
+    print("WROTE results")
+except OSError as e:
+    print("DENIED", type(e).__name__)
+'''
+
+
+def _uploads(course: Course, ag: Path) -> dict:
+    """{student: {file name: bytes}}: what each student uploads to Gradescope."""
+    sol = solution_answers(course, A, A)
+    hostile = dict(sol)
+    hostile["least_squares_fit"] = "def least_squares_fit(X, y, l2=0.0):\n    while True:\n        pass"
+    hostile["rel_error"] = sol["rel_error"] + HOSTILE_PROBE.format(
+        solutions=str(ag / "source" / "solutions" / A / f"{A}.ipynb"),
+        secret=str(ag / "source" / "course" / ".grader-secret"), results=str(ag / "results"))
+
+    def nb(answers=None):
+        return nbformat.writes(make_submission(course, A, A, answers)).encode()
+    return {"perfect": {f"{A} (1).ipynb": nb(sol), "notes.txt": b"my notes"},
+            "empty": {f"{A}.ipynb": nb()},
+            "broken": {f"{A}.ipynb": b'{"cells": [{"cell_type": "code",,}'},
+            "hostile": {f"{A}.ipynb": nb(hostile)}}
+
+
+def _no_network_prefix() -> list:
+    """``unshare -n`` where this machine lets the test take the network away (as root)."""
+    try:
+        ok = subprocess.run(["unshare", "-n", "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    return ["unshare", "-n"] if ok else []
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    if bwrap_path() is None:
+        pytest.skip("bubblewrap not installed: the package refuses to grade without its sandbox")
+    tmp = tmp_path_factory.mktemp("gradescope")
+    ag = tmp / "autograder"
+    course = Course(root=tmp / "course")
+    uploads = _uploads(course, ag)
+    # the class, graded by dlhw autograde (nbgrader's layout: SUBMITTED/<student>/<A>/)
+    subs = tmp / "submitted"
+    for student, files in uploads.items():
+        for name, data in files.items():
+            if name.endswith(".ipynb"):
+                (subs / student / A).mkdir(parents=True, exist_ok=True)
+                (subs / student / A / name).write_bytes(data)
+    autograde(course, A, subs, tmp / "results", workers=2, progress=False, cell_timeout=TIMEOUT)
+    by_class = {p.parent.name: json.loads(p.read_text()) for p in (tmp / "results").glob(f"*/{A}.json")}
+    # the package, built from the same course (its secret: the same inputs per student)
+    zpath = build_package("01", tmp / "autograder.zip", course, cell_timeout=TIMEOUT)
+    prefix = _no_network_prefix()
+    by_package, logs = {}, {}
+    for student, files in uploads.items():
+        if ag.exists():
+            shutil.rmtree(ag)
+        unpack(zpath, ag / "source")
+        shutil.copy(ag / "source" / "run_autograder", ag / "run_autograder")
+        (ag / "submission").mkdir()
+        for name, data in files.items():
+            (ag / "submission" / name).write_bytes(data)
+        (ag / "submission_metadata.json").write_text(json.dumps(
+            {"users": [{"email": f"{student}@example.edu", "name": student.title(), "sid": student}]}))
+        env = dict(os.environ, DLHW_AUTOGRADER_ROOT=str(ag), DLHW_PYTHON=sys.executable)
+        proc = subprocess.run(prefix + [str(ag / "run_autograder")], cwd=ag, env=env, capture_output=True,
+                              text=True, timeout=300)
+        logs[student] = proc.stdout + proc.stderr
+        assert proc.returncode == 0, logs[student]
+        by_package[student] = json.loads((ag / "results" / "results.json").read_text())
+        graded_nb = ag / "source" / "course" / "autograded" / student / A / f"{A}.ipynb"
+        logs[student + ".nb"] = nbformat.read(graded_nb, as_version=4)
+    return zpath, by_class, by_package, logs, bool(prefix)
+
+
+def _tests(res):
+    return [(t["name"], t["score"], t["max_score"], t["output"]) for t in res["tests"]]
+
+
+def test_package_grades_as_dlhw_autograde(graded):
+    _, by_class, by_package, _, _ = graded
+    assert sorted(by_package) == sorted(by_class) == ["broken", "empty", "hostile", "perfect"]
+    for student in by_class:
+        assert _tests(by_package[student]) == _tests(by_class[student]), student
+        assert by_package[student]["score"] == by_class[student]["score"], student
+        assert by_class[student]["output"] in by_package[student]["output"], student
+    assert by_package["perfect"]["score"] == by_package["perfect"]["max_score"] == 100
+    assert by_package["empty"]["score"] == by_package["broken"]["score"] == 0
+    assert 0 < by_package["hostile"]["score"] < 100
+
+
+def test_results_json_fields(graded):
+    _, _, by_package, _, _ = graded
+    source = nbformat.read(REPO / "solutions" / A / f"{A}.ipynb", as_version=4)
+    cells = {nbgrader_meta(c)["grade_id"]: c for c in source.cells if is_test_cell(c)}
+    for student, res in by_package.items():
+        assert isinstance(res["execution_time"], float) and res["execution_time"] > 0
+        assert res["stdout_visibility"] == "hidden"
+        assert sorted(t["name"].split(" ")[0] for t in res["tests"]) == sorted(cells), student
+        assert res["score"] == sum(t["score"] for t in res["tests"])
+        for t in res["tests"]:
+            cell = cells[t["name"].split(" ")[0]]
+            assert t["max_score"] == float(nbgrader_meta(cell)["points"])
+            assert t["visibility"] == ("after_published" if HIDDEN_MARK in cell.source else "visible")
+            assert t["status"] == ("passed" if t["score"] == t["max_score"] else "failed")
+
+
+def test_output_names_the_problems(graded):
+    _, _, by_package, _, _ = graded
+    assert f"{A} (1).ipynb" in by_package["perfect"]["output"]
+    assert "not graded (only notebooks are): notes.txt" in by_package["perfect"]["output"]
+    assert "not valid notebook JSON" in by_package["broken"]["output"]
+    assert "line 1" in by_package["broken"]["output"]
+    hostile = by_package["hostile"]
+    assert "ran longer than the limit" in hostile["output"]
+    fit = [t for t in hostile["tests"] if t["name"].startswith("test_least_squares_fit")]
+    assert fit and all(t["score"] == 0 for t in fit)
+
+
+def test_no_hidden_test_code_in_results(graded):
+    _, _, by_package, _, _ = graded
+    source = nbformat.read(REPO / "solutions" / A / f"{A}.ipynb", as_version=4)
+    hidden_lines = {line.strip() for c in source.cells if is_test_cell(c)
+                    for block in re.findall(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS", c.source, re.S)
+                    for line in block.splitlines() if line.strip()}
+    assert hidden_lines
+    for student, res in by_package.items():
+        text = json.dumps(res)
+        leaked = [line for line in hidden_lines if line in text or json.dumps(line)[1:-1] in text]
+        assert not leaked, (student, leaked[:3])
+
+
+def test_hostile_code_sees_no_package_and_writes_no_results(graded):
+    _, _, by_package, logs, _ = graded
+    nb = logs["hostile.nb"]
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    sees = [line for line in text.splitlines() if line.startswith("SEES")]
+    assert len(sees) == 2 and all(line.endswith("False") for line in sees), sees
+    assert "WROTE results" not in text
+    assert by_package["hostile"]["score"] < 100     # the results are the grader's, not the student's
+
+
+def test_grading_needed_no_network(graded):
+    *_, offline = graded
+    if not offline:
+        pytest.skip("cannot take the network away here (unshare -n needs root)")
+
+
+def test_package_layout(graded):
+    zpath = graded[0]
+    with zipfile.ZipFile(zpath) as zf:
+        names = zf.namelist()
+        modes = {i.filename: (i.external_attr >> 16) & 0o777 for i in zf.infolist()}
+        setup = zf.read("setup.sh").decode()
+        runner = zf.read("run_autograder").decode()
+    assert "setup.sh" in names and "run_autograder" in names          # at the zip's root
+    assert modes["setup.sh"] & 0o111 and modes["run_autograder"] & 0o111
+    assert f"solutions/{A}/{A}.ipynb" in names and f"notebooks/{A}/{A}.ipynb" in names
+    assert "package/grader/autograde.py" in names and "package/pyproject.toml" in names
+    assert not any(n.startswith("solutions/") and not n.startswith(f"solutions/{A}/") for n in names)
+    assert not any("__pycache__" in n for n in names)
+    from grader.kit import CPU_INDEX, TORCH
+    assert TORCH in setup and CPU_INDEX in setup and "bubblewrap" in setup
+    for script in (setup, runner):
+        assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
+
+
+def test_results_json_visibility_and_student_id(tmp_path):
+    sr = StudentResult("s", A, tests=[TestResult("test_a (a.x)", 2.0, 2.0, "ok"),
+                                      TestResult("test_b (b.x)", 0.0, 3.0, "wrong")], notes=["a note"])
+    res = results_json(sr, {"test_a": False, "test_b": True}, 1.23456, ["first"], "after_due_date")
+    assert [t["visibility"] for t in res["tests"]] == ["visible", "after_published"]
+    assert res["score"] == 2.0 and res["output"] == "first\na note" and res["execution_time"] == 1.235
+    assert res["visibility"] == "after_due_date"
+    assert "visibility" not in results_json(sr, {}, 0.0)
+    meta = tmp_path / "m.json"
+    meta.write_text(json.dumps({"users": [{"sid": "", "email": "b@x.edu"}, {"sid": "a/1"}]}))
+    assert student_id(meta) == "a_1+b@x.edu"
+    assert student_id(tmp_path / "missing.json") == "student"
+
+
+def test_collect_submission_flattens_and_skips_links(tmp_path):
+    sub = tmp_path / "submission"
+    (sub / "work").mkdir(parents=True)
+    (sub / "work" / "a.ipynb").write_text("{}")
+    (sub / "b.ipynb").write_text("{}")
+    (sub / ".ipynb_checkpoints").mkdir()
+    (sub / ".ipynb_checkpoints" / "b-checkpoint.ipynb").write_text("{}")
+    (sub / "link.ipynb").symlink_to(REPO / "solutions" / A / f"{A}.ipynb")
+    notes = collect_submission(sub, tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b.ipynb", "work_a.ipynb"]
+    assert notes == []
