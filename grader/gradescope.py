@@ -52,7 +52,7 @@ CONFIG_NAME = "dlhw-gradescope.json"
 DEFAULT_ROOT = "/autograder"
 DEFAULT_VENV = "/usr/local/dlhw-env"
 # what of the repository the package's code is (pyproject needs its README to install)
-PACKAGE_FILES = ("pyproject.toml", "README.md", "environment.yml")
+PACKAGE_FILES = ("pyproject.toml", "README.md")
 PACKAGE_DIRS = ("dlhw", "grader")
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info", "build")
 HIDDEN_MARK = "### BEGIN HIDDEN TESTS"

@@ -38,9 +38,9 @@ for p in [{solutions!r}, {secret!r}]:
     print("SEES", p, os.path.exists(p))
 try:
     os.makedirs({results!r}, exist_ok=True)
-    with open(os.path.join({results!r}, "results.json"), "w") as f:
-        f.write('{{"score": 1000000}}')
-    print("WROTE results")
+    for name in ("results.json", "pwned"):
+        with open(os.path.join({results!r}, name), "w") as f:
+            f.write('{{"score": 1000000}}')
 except OSError as e:
     print("DENIED", type(e).__name__)
 '''
@@ -111,6 +111,8 @@ def graded(tmp_path_factory):
         by_package[student] = json.loads((ag / "results" / "results.json").read_text())
         graded_nb = ag / "source" / "course" / "autograded" / student / A / f"{A}.ipynb"
         logs[student + ".nb"] = nbformat.read(graded_nb, as_version=4)
+        if student == "hostile":
+            assert not (ag / "results" / "pwned").exists()
     return zpath, by_class, by_package, logs, bool(prefix)
 
 
@@ -177,7 +179,8 @@ def test_hostile_code_sees_no_package_and_writes_no_results(graded):
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     sees = [line for line in text.splitlines() if line.startswith("SEES")]
     assert len(sees) == 2 and all(line.endswith("False") for line in sees), sees
-    assert "WROTE results" not in text
+    # what it wrote went to its own private folders (or nowhere): never Gradescope's results
+    # (checked on this machine right after its run, in the fixture)
     assert by_package["hostile"]["score"] < 100     # the results are the grader's, not the student's
 
 
