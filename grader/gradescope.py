@@ -13,8 +13,8 @@ package holds, at the zip's root::
     package/            dlhw and grader, as in this repository (the code that grades)
     solutions/A/        A's source notebook (test cells with their hidden tests) and helpers
     notebooks/A/        A's release (the answer stubs a missing answer is graded as)
-    course/             the grading course: nbgrader's gradebook goes there, and the secret
-                        that seeds each student's random inputs (copied from --course, so a
+    course/             the grading course: nbgrader's gradebook (that knows A already), and the
+                        secret that seeds each student's random inputs (that of --course, so a
                         student gets the same inputs here as from `dlhw autograde`)
     dlhw-gradescope.json   which assignment, and the limits (cell timeout, memory)
 
@@ -45,7 +45,7 @@ from typing import Dict, List, Optional
 
 import nbformat
 
-from grader.autograde import DEFAULT_CELL_TIMEOUT, DEFAULT_MEMORY_MB
+from grader.autograde import DEFAULT_CELL_TIMEOUT, DEFAULT_MEMORY_MB, _secret
 from grader.course import REPO, Course, is_test_cell, nbgrader_meta
 
 CONFIG_NAME = "dlhw-gradescope.json"
@@ -120,8 +120,8 @@ def build_package(assignment: str, out: Path, course: Optional[Course] = None,
                   visibility: Optional[str] = None, root: Path = REPO) -> Path:
     """Write the autograder zip of ``assignment`` to ``out``; see the module docstring.
 
-    ``course`` lends its grader secret (so that a student's random inputs are those of
-    ``dlhw autograde --course``); without one, or where it has none yet, a new one is made.
+    ``course`` lends its grader secret, made now where it has none (so that a student's random
+    inputs are those of ``dlhw autograde --course``); without a course the package has its own.
     ``visibility`` (one of Gradescope's: hidden, after_due_date, after_published, visible) is the
     top-level visibility of the whole result, the total score included; None leaves Gradescope's
     default (visible: the total and the problems at once, each test as its own visibility says).
@@ -137,8 +137,8 @@ def build_package(assignment: str, out: Path, course: Optional[Course] = None,
         raise SystemExit(f"error: {src} holds no source notebook")
     if not any(rel.glob("*.ipynb")):
         raise SystemExit(f"error: {rel} holds no released notebook: run `dlhw build` first")
-    if course is not None and (course.root / ".grader-secret").is_file():
-        secret = (course.root / ".grader-secret").read_text().strip()
+    if course is not None:
+        secret = _secret(course)    # made now where the course has none: autograde uses it too
     else:
         import secrets
         secret = secrets.token_hex(32)
@@ -154,6 +154,10 @@ def build_package(assignment: str, out: Path, course: Optional[Course] = None,
         shutil.copytree(rel, stage / "notebooks" / assignment, ignore=_IGNORE)
         (stage / "course").mkdir()
         (stage / "course" / ".grader-secret").write_text(secret)
+        # nbgrader learns A's cells now, once, rather than in every submission's fresh container
+        # (it regenerates the release it was given: the same files, from the same source)
+        staged = Course(root=stage / "course", source=stage / "solutions", release=stage / "notebooks")
+        staged.ensure_released(assignment)
         (stage / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
         (stage / "setup.sh").write_text(setup_sh())
         (stage / "run_autograder").write_text(run_autograder_sh())

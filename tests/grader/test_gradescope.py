@@ -21,7 +21,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.autograde import StudentResult, TestResult, autograde
+from grader.autograde import StudentResult, autograde
+from grader.autograde import TestResult as _Test   # not a pytest class
 from grader.course import REPO, Course, is_test_cell, nbgrader_meta
 from grader.gradescope import (HIDDEN_MARK, build_package, collect_submission, results_json, student_id,
                                unpack)
@@ -72,47 +73,49 @@ def _no_network_prefix() -> list:
     return ["unshare", "-n"] if ok else []
 
 
+def _gradescope_run(zpath: Path, ag: Path, student: str, files: dict, prefix: list) -> subprocess.Popen:
+    """Lay ``ag`` out as Gradescope's /autograder for one submission and start its run_autograder."""
+    unpack(zpath, ag / "source")
+    shutil.copy(ag / "source" / "run_autograder", ag / "run_autograder")   # where Gradescope puts it
+    (ag / "submission").mkdir()
+    for name, data in files.items():
+        (ag / "submission" / name).write_bytes(data)
+    (ag / "submission_metadata.json").write_text(json.dumps(
+        {"users": [{"email": f"{student}@example.edu", "name": student.title(), "sid": student}]}))
+    env = dict(os.environ, DLHW_AUTOGRADER_ROOT=str(ag), DLHW_PYTHON=sys.executable)
+    return subprocess.Popen(prefix + [str(ag / "run_autograder")], cwd=ag, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     if bwrap_path() is None:
         pytest.skip("bubblewrap not installed: the package refuses to grade without its sandbox")
     tmp = tmp_path_factory.mktemp("gradescope")
-    ag = tmp / "autograder"
     course = Course(root=tmp / "course")
-    uploads = _uploads(course, ag)
-    # the class, graded by dlhw autograde (nbgrader's layout: SUBMITTED/<student>/<A>/)
-    subs = tmp / "submitted"
+    uploads = _uploads(course, tmp / "ag-hostile")
+    # the package, built from the class's course (its secret: the same inputs per student)
+    zpath = build_package("01", tmp / "autograder.zip", course, cell_timeout=TIMEOUT)
+    prefix = _no_network_prefix()
+    # each submission in a Gradescope layout of its own, all at once, while autograde grades the class
+    runs = {s: _gradescope_run(zpath, tmp / f"ag-{s}", s, files, prefix) for s, files in uploads.items()}
+    subs = tmp / "submitted"   # nbgrader's layout: SUBMITTED/<student>/<A>/
     for student, files in uploads.items():
         for name, data in files.items():
             if name.endswith(".ipynb"):
                 (subs / student / A).mkdir(parents=True, exist_ok=True)
                 (subs / student / A / name).write_bytes(data)
-    autograde(course, A, subs, tmp / "results", workers=2, progress=False, cell_timeout=TIMEOUT)
+    autograde(course, A, subs, tmp / "results", workers=1, progress=False, cell_timeout=TIMEOUT)
     by_class = {p.parent.name: json.loads(p.read_text()) for p in (tmp / "results").glob(f"*/{A}.json")}
-    # the package, built from the same course (its secret: the same inputs per student)
-    zpath = build_package("01", tmp / "autograder.zip", course, cell_timeout=TIMEOUT)
-    prefix = _no_network_prefix()
     by_package, logs = {}, {}
-    for student, files in uploads.items():
-        if ag.exists():
-            shutil.rmtree(ag)
-        unpack(zpath, ag / "source")
-        shutil.copy(ag / "source" / "run_autograder", ag / "run_autograder")
-        (ag / "submission").mkdir()
-        for name, data in files.items():
-            (ag / "submission" / name).write_bytes(data)
-        (ag / "submission_metadata.json").write_text(json.dumps(
-            {"users": [{"email": f"{student}@example.edu", "name": student.title(), "sid": student}]}))
-        env = dict(os.environ, DLHW_AUTOGRADER_ROOT=str(ag), DLHW_PYTHON=sys.executable)
-        proc = subprocess.run(prefix + [str(ag / "run_autograder")], cwd=ag, env=env, capture_output=True,
-                              text=True, timeout=300)
-        logs[student] = proc.stdout + proc.stderr
+    for student, proc in runs.items():
+        ag = tmp / f"ag-{student}"
+        logs[student] = proc.communicate(timeout=600)[0]
         assert proc.returncode == 0, logs[student]
         by_package[student] = json.loads((ag / "results" / "results.json").read_text())
         graded_nb = ag / "source" / "course" / "autograded" / student / A / f"{A}.ipynb"
         logs[student + ".nb"] = nbformat.read(graded_nb, as_version=4)
-        if student == "hostile":
-            assert not (ag / "results" / "pwned").exists()
+    assert not (tmp / "ag-hostile" / "results" / "pwned").exists()
     return zpath, by_class, by_package, logs, bool(prefix)
 
 
@@ -180,7 +183,7 @@ def test_hostile_code_sees_no_package_and_writes_no_results(graded):
     sees = [line for line in text.splitlines() if line.startswith("SEES")]
     assert len(sees) == 2 and all(line.endswith("False") for line in sees), sees
     # what it wrote went to its own private folders (or nowhere): never Gradescope's results
-    # (checked on this machine right after its run, in the fixture)
+    # (the fixture checks that no "pwned" file appeared in its results folder)
     assert by_package["hostile"]["score"] < 100     # the results are the grader's, not the student's
 
 
@@ -210,8 +213,8 @@ def test_package_layout(graded):
 
 
 def test_results_json_visibility_and_student_id(tmp_path):
-    sr = StudentResult("s", A, tests=[TestResult("test_a (a.x)", 2.0, 2.0, "ok"),
-                                      TestResult("test_b (b.x)", 0.0, 3.0, "wrong")], notes=["a note"])
+    sr = StudentResult("s", A, tests=[_Test("test_a (a.x)", 2.0, 2.0, "ok"),
+                                      _Test("test_b (b.x)", 0.0, 3.0, "wrong")], notes=["a note"])
     res = results_json(sr, {"test_a": False, "test_b": True}, 1.23456, ["first"], "after_due_date")
     assert [t["visibility"] for t in res["tests"]] == ["visible", "after_published"]
     assert res["score"] == 2.0 and res["output"] == "first\na note" and res["execution_time"] == 1.235
