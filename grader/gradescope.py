@@ -57,6 +57,9 @@ PACKAGE_DIRS = ("dlhw", "grader")
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info", "build")
 HIDDEN_MARK = "### BEGIN HIDDEN TESTS"
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
+# how autograde's notes begin when no grading server could start (bubblewrap without namespaces):
+# the grader's failure, not the student's
+SERVER_FAILURES = ("the grading server did not start", "the grader could not start a grading server")
 
 
 def setup_sh() -> str:
@@ -164,9 +167,9 @@ def build_package(assignment: str, out: Path, course: Optional[Course] = None,
         out.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
             for path in sorted(stage.rglob("*")):
-                if path.is_dir():
-                    continue
                 arc = path.relative_to(stage).as_posix()
+                if path.is_dir() or arc == "course/nbgrader_config.py":   # rewritten where it runs
+                    continue
                 info = zipfile.ZipInfo(arc, date_time=(2020, 1, 1, 0, 0, 0))   # reproducible bytes
                 executable = arc in ("setup.sh", "run_autograder")
                 mode = 0o755 if executable else (0o600 if arc == "course/.grader-secret" else 0o644)
@@ -289,9 +292,13 @@ def run(root: Path) -> int:
             [sr] = autograde(course, assignment, submitted, Path(tmp) / "results", workers=1, progress=False,
                              cell_timeout=config["cell_timeout"], memory_mb=config["memory_mb"])
         except SystemExit as exc:
+            failure = str(exc)
+        else:
+            failure = next((n for n in sr.notes if n.startswith(SERVER_FAILURES)), None)
+        if failure:
             # the grader could not grade (no sandbox, ...): no results.json, so that Gradescope
             # reports a failed autograder instead of a score of 0; the reason is in stdout
-            print(f"dlhw autograder: could not grade {student}'s submission of {assignment}: {exc}")
+            print(f"dlhw autograder: could not grade {student}'s submission of {assignment}: {failure}")
             return 1
     res = results_json(sr, hidden_cells(course, assignment), time.perf_counter() - t0, notes,
                        config.get("visibility"))

@@ -73,7 +73,7 @@ def _no_network_prefix() -> list:
     return ["unshare", "-n"] if ok else []
 
 
-def _gradescope_run(zpath: Path, ag: Path, student: str, files: dict, prefix: list) -> subprocess.Popen:
+def _gradescope_run(zpath: Path, ag: Path, student: str, files: dict, prefix: list, path: str = None):
     """Lay ``ag`` out as Gradescope's /autograder for one submission and start its run_autograder."""
     unpack(zpath, ag / "source")
     shutil.copy(ag / "source" / "run_autograder", ag / "run_autograder")   # where Gradescope puts it
@@ -82,7 +82,8 @@ def _gradescope_run(zpath: Path, ag: Path, student: str, files: dict, prefix: li
         (ag / "submission" / name).write_bytes(data)
     (ag / "submission_metadata.json").write_text(json.dumps(
         {"users": [{"email": f"{student}@example.edu", "name": student.title(), "sid": student}]}))
-    env = dict(os.environ, DLHW_AUTOGRADER_ROOT=str(ag), DLHW_PYTHON=sys.executable)
+    env = dict(os.environ, DLHW_AUTOGRADER_ROOT=str(ag), DLHW_PYTHON=sys.executable,
+               PATH=path or os.environ["PATH"])
     return subprocess.Popen(prefix + [str(ag / "run_autograder")], cwd=ag, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
@@ -199,6 +200,10 @@ def test_package_layout(graded):
         names = zf.namelist()
         modes = {i.filename: (i.external_attr >> 16) & 0o777 for i in zf.infolist()}
         setup = zf.read("setup.sh").decode()
+        # the package's copies are the repository's (nbgrader's regenerated release included)
+        for rel in (f"solutions/{A}/{A}.ipynb", f"notebooks/{A}/{A}.ipynb", "package/grader/autograde.py"):
+            assert zf.read(rel) == (REPO / rel.removeprefix("package/")).read_bytes(), rel
+        assert "course/gradebook.db" in names and "course/nbgrader_config.py" not in names
         runner = zf.read("run_autograder").decode()
     assert "setup.sh" in names and "run_autograder" in names          # at the zip's root
     assert modes["setup.sh"] & 0o111 and modes["run_autograder"] & 0o111
@@ -237,3 +242,18 @@ def test_collect_submission_flattens_and_skips_links(tmp_path):
     notes = collect_submission(sub, tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b.ipynb", "work_a.ipynb"]
     assert notes == []
+
+
+def test_no_sandbox_no_results(graded, tmp_path):
+    """Where bubblewrap cannot start, run_autograder fails (Gradescope: a failed autograder), not a 0."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "bwrap").write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
+    (fake / "bwrap").chmod(0o755)
+    ag = tmp_path / "ag"
+    nb = nbformat.writes(make_submission(Course(root=tmp_path / "c"), A, A)).encode()
+    proc = _gradescope_run(graded[0], ag, "someone", {f"{A}.ipynb": nb}, [], path=f"{fake}:{os.environ['PATH']}")
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 1, out
+    assert "could not grade someone's submission" in out and "the grading server did not start" in out
+    assert not (ag / "results" / "results.json").exists()
