@@ -170,7 +170,7 @@ def build_package(assignment: str, out: Path, course: Optional[Course] = None,
                 arc = path.relative_to(stage).as_posix()
                 if path.is_dir() or arc == "course/nbgrader_config.py":   # rewritten where it runs
                     continue
-                info = zipfile.ZipInfo(arc, date_time=(2020, 1, 1, 0, 0, 0))   # reproducible bytes
+                info = zipfile.ZipInfo(arc, date_time=(2020, 1, 1, 0, 0, 0))   # modes set here, not from the disk
                 executable = arc in ("setup.sh", "run_autograder")
                 mode = 0o755 if executable else (0o600 if arc == "course/.grader-secret" else 0o644)
                 info.external_attr = (stat.S_IFREG | mode) << 16

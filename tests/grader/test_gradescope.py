@@ -106,7 +106,7 @@ def graded(tmp_path_factory):
             if name.endswith(".ipynb"):
                 (subs / student / A).mkdir(parents=True, exist_ok=True)
                 (subs / student / A / name).write_bytes(data)
-    autograde(course, A, subs, tmp / "results", workers=1, progress=False, cell_timeout=TIMEOUT)
+    autograde(course, A, subs, tmp / "results", workers=2, progress=False, cell_timeout=TIMEOUT)
     by_class = {p.parent.name: json.loads(p.read_text()) for p in (tmp / "results").glob(f"*/{A}.json")}
     by_package, logs = {}, {}
     for student, proc in runs.items():
