@@ -231,6 +231,41 @@ def test_results_json_visibility_and_student_id(tmp_path):
     assert student_id(tmp_path / "missing.json") == "student"
 
 
+def test_setup_sh_installs_the_chosen_torch_build(tmp_path):
+    """setup.sh's torch choice, run with a stand-in pip: the kit's build by default, or the one asked for."""
+    from grader.gradescope import setup_sh
+    from grader.kit import CPU_INDEX, TORCH
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    log = tmp_path / "calls"
+    for tool in ("apt-get", "bwrap"):
+        (fake / tool).write_text(f"#!/bin/sh\necho {tool} \"$@\" >> {log}\n")
+    # python3 -m venv VENV makes VENV/bin/python, which logs what pip was asked to install
+    (fake / "python3").write_text(f"""#!/bin/sh
+mkdir -p "$3/bin"
+printf '#!/bin/sh\\necho python "$@" >> {log}\\n' > "$3/bin/python"
+chmod +x "$3/bin/python"
+""")
+    for f in fake.iterdir():
+        f.chmod(0o755)
+    env = dict(os.environ, PATH=f"{fake}:/usr/bin:/bin", DLHW_VENV=str(tmp_path / "venv"))
+    cu124 = "https://download.pytorch.org/whl/cu124"
+    for choice, want in (({}, f"install {TORCH} --extra-index-url {CPU_INDEX}"),
+                         ({"torch": "torch==2.5.1+cu124", "torch_index": cu124},
+                          f"install torch==2.5.1+cu124 --extra-index-url {cu124}"),
+                         ({"torch": "torch==2.5.1", "torch_index": ""}, "install torch==2.5.1\n")):
+        log.write_text("")
+        script = tmp_path / "setup.sh"
+        script.write_text(setup_sh(**choice))
+        (tmp_path / "package").mkdir(exist_ok=True)
+        run = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        calls = log.read_text()
+        assert want in calls, calls
+        assert "apt-get install -y -q python3 python3-venv python3-pip bubblewrap" in calls
+        assert f"install {tmp_path / 'package'}" in calls           # then dlhw from the package
+
+
 def test_collect_submission_flattens_and_skips_links(tmp_path):
     sub = tmp_path / "submission"
     (sub / "work").mkdir(parents=True)
