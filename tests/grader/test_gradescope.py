@@ -27,7 +27,7 @@ from grader.course import REPO, Course, is_test_cell, nbgrader_meta
 from grader.gradescope import (HIDDEN_MARK, build_package, collect_submission, results_json, student_id,
                                unpack)
 from grader.sandbox.client import bwrap_path
-from grader.simulate import make_submission, solution_answers, write_submission
+from grader.simulate import make_submission, solution_answers
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("gradescope")]
 A = "01_linear_models"
