@@ -227,33 +227,42 @@ def student_id(metadata_path: Path) -> str:
     return name[:120] or "student"
 
 
-def collect_submission(submission: Path, dest: Path) -> List[str]:
+def collect_submission(submission: Path, dest: Path, grade_ids: Optional[set] = None) -> List[str]:
     """Copy the notebooks of Gradescope's submission folder into ``dest``; returns notes.
 
     A student may upload the notebook alone, several files, or a zip that Gradescope unpacked
     into folders: every ``*.ipynb`` at any depth counts (autograde finds a renamed one by its
-    cells' ids); other files are not graded (the assignment's own helpers come from the
-    package) and the note says so. Only regular files are read: a symlink out of the
-    submission is ignored.
+    cells' ids), except, where ``grade_ids`` (the assignment's cell ids) is given, a readable
+    notebook with none of them (another assignment's, uploaded with the course folder: its
+    cells would run as the student's own). Other files are not graded (the assignment's
+    helpers come from the package); the notes say what was left out. Only regular files are
+    read: a symlink out of the submission is ignored.
     """
     submission, dest = Path(submission), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    notes, ignored = [], []
+    ignored = []
     if not submission.is_dir():
         return [f"the submission folder {submission} does not exist"]
     for path in sorted(submission.rglob("*")):
         rel = path.relative_to(submission)
         if path.is_symlink() or not path.is_file() or any(p.startswith(".") for p in rel.parts):
             continue
-        if path.suffix == ".ipynb":
-            name = "_".join(rel.parts)   # nested uploads keep distinct names
-            shutil.copyfile(path, dest / name)
+        if path.suffix == ".ipynb" and (grade_ids is None or _has_cells_of(path, grade_ids)):
+            shutil.copyfile(path, dest / "_".join(rel.parts))   # nested uploads keep distinct names
         else:
             ignored.append(rel.as_posix())
-    if ignored:
-        shown = ", ".join(ignored[:5]) + (f" and {len(ignored) - 5} more" if len(ignored) > 5 else "")
-        notes.append(f"not graded (only notebooks are): {shown}")
-    return notes
+    if not ignored:
+        return []
+    shown = ", ".join(ignored[:5]) + (f" and {len(ignored) - 5} more" if len(ignored) > 5 else "")
+    return [f"not graded (only this assignment's notebooks are): {shown}"]
+
+
+def _has_cells_of(path: Path, grade_ids: set) -> bool:
+    """Whether notebook ``path`` holds a cell of ``grade_ids``; True where it is not readable
+    (autograde then reports why, by name and line)."""
+    from grader.course import read_notebook
+    nb, err = read_notebook(path)
+    return err is not None or any(nbgrader_meta(c).get("grade_id") in grade_ids for c in nb.cells)
 
 
 def hidden_cells(course: Course, assignment: str) -> Dict[str, bool]:
@@ -299,7 +308,9 @@ def run(root: Path) -> int:
     course = Course(root=source / "course", source=source / "solutions", release=source / "notebooks")
     with tempfile.TemporaryDirectory(prefix="dlhw-gradescope-") as tmp:
         submitted = Path(tmp) / "submitted"
-        notes = collect_submission(root / "submission", submitted / student / assignment)
+        ids = {nbgrader_meta(c).get("grade_id") for p in course.source_notebooks(assignment)
+               for c in nbformat.read(p, as_version=4).cells} - {None}
+        notes = collect_submission(root / "submission", submitted / student / assignment, ids)
         try:
             [sr] = autograde(course, assignment, submitted, Path(tmp) / "results", workers=1, progress=False,
                              cell_timeout=config["cell_timeout"], memory_mb=config["memory_mb"])

@@ -155,7 +155,7 @@ def test_results_json_fields(graded):
 def test_output_names_the_problems(graded):
     _, _, by_package, _, _ = graded
     assert f"{A} (1).ipynb" in by_package["perfect"]["output"]
-    assert "not graded (only notebooks are): notes.txt" in by_package["perfect"]["output"]
+    assert "not graded (only this assignment's notebooks are): notes.txt" in by_package["perfect"]["output"]
     assert "not valid notebook JSON" in by_package["broken"]["output"]
     assert "line 1" in by_package["broken"]["output"]
     hostile = by_package["hostile"]
@@ -277,6 +277,18 @@ def test_collect_submission_flattens_and_skips_links(tmp_path):
     notes = collect_submission(sub, tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b.ipynb", "work_a.ipynb"]
     assert notes == []
+    # the whole course folder uploaded: another assignment's notebook is left out, A's is graded
+    course = Course(root=tmp_path / "c")
+    up = tmp_path / "upload"
+    for a in (A, "02_mlp_backprop"):
+        (up / "notebooks" / a).mkdir(parents=True)
+        nbformat.write(make_submission(course, a, a), up / "notebooks" / a / f"{a}.ipynb")
+    (up / "broken.ipynb").write_text("{not json")
+    ids = {nbgrader_meta(c).get("grade_id") for c in nbformat.read(REPO / "solutions" / A / f"{A}.ipynb", 4).cells}
+    notes = collect_submission(up, tmp_path / "out2", ids)
+    assert sorted(p.name for p in (tmp_path / "out2").iterdir()) == ["broken.ipynb", f"notebooks_{A}_{A}.ipynb"]
+    assert notes == ["not graded (only this assignment's notebooks are): "
+                     "notebooks/02_mlp_backprop/02_mlp_backprop.ipynb"]
 
 
 def test_no_sandbox_no_results(graded, tmp_path):
