@@ -12,6 +12,7 @@ package holds, at the zip's root::
     run_autograder      python -m grader.gradescope run: grades /autograder/submission
     package/            dlhw and grader, as in this repository (the code that grades)
     solutions/A/        A's source notebook (test cells with their hidden tests) and helpers
+                        (blocks.py, built from the package's dlhw)
     notebooks/A/        A's release (the answer stubs a missing answer is graded as)
     course/             the grading course: nbgrader's gradebook (that knows A already), and the
                         secret that seeds each student's random inputs (that of --course, so a
@@ -165,12 +166,19 @@ def build_package(assignment: str, out: Path, course: Optional[Course] = None,
             shutil.copytree(root / d, stage / "package" / d, ignore=_IGNORE)
         for f in PACKAGE_FILES:
             shutil.copyfile(root / f, stage / "package" / f)
-        shutil.copytree(src, stage / "solutions" / assignment, ignore=_IGNORE)
-        shutil.copytree(rel, stage / "notebooks" / assignment, ignore=_IGNORE)
+        # the committed files; blocks.py, a build output, is written from dlhw by ensure_released below
+        from grader.build import is_build_output
+
+        def ignore(d, names):
+            return set(_IGNORE(d, names)) | {n for n in names
+                                             if is_build_output(str((Path(d) / n).relative_to(root)))}
+        shutil.copytree(src, stage / "solutions" / assignment, ignore=ignore)
+        shutil.copytree(rel, stage / "notebooks" / assignment, ignore=ignore)
         (stage / "course").mkdir()
         (stage / "course" / ".grader-secret").write_text(secret)
         # nbgrader learns A's cells now, once, rather than in every submission's fresh container
-        # (it regenerates the release it was given: the same files, from the same source)
+        # (it regenerates the release it was given: the same files, from the same source), and
+        # A's blocks.py is written where the notebook lists blocks
         staged = Course(root=stage / "course", source=stage / "solutions", release=stage / "notebooks")
         staged.ensure_released(assignment)
         (stage / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")

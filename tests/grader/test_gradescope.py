@@ -304,3 +304,16 @@ def test_no_sandbox_no_results(graded, tmp_path):
     assert proc.returncode == 1, out
     assert "could not grade someone's submission" in out and "the grading server did not start" in out
     assert not (ag / "results" / "results.json").exists()
+
+
+def test_package_builds_blocks_py(tmp_path):
+    """blocks.py is a build output: the package of an assignment that builds on earlier ones carries it,
+    made from the package's dlhw, in its source and release folders."""
+    from grader.build import blocks_text
+    a = "04_optimization"
+    zpath = build_package("04", tmp_path / "a.zip", Course(root=tmp_path / "course"))
+    want = blocks_text(a, nbformat.read(REPO / "solutions" / a / f"{a}.ipynb", as_version=4))
+    assert want
+    with zipfile.ZipFile(zpath) as zf:
+        for folder in ("solutions", "notebooks"):
+            assert zf.read(f"{folder}/{a}/blocks.py").decode() == want
