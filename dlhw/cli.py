@@ -4,7 +4,7 @@
                                  NOTEBOOK: a path from here or a bare name (02_mlp_backprop)
 
 This module ships in the student kit, which has no ``grader``; so dlhw never imports grader.
-The instructor commands (build, release, autograde, feedback, export, demo) live in
+The instructor commands (build, release, autograde, feedback, export, gradescope, demo) live in
 ``grader/cli.py``, which builds the same ``dlhw`` parser with this module's ``check`` added to
 it; the full package's ``dlhw`` script is ``grader.cli:main`` (``python -m grader`` there),
 the kit's is this ``main``.
@@ -16,7 +16,7 @@ import sys
 
 # Only to answer `python -m dlhw build` (or a kit's `dlhw build`) with where the command is,
 # instead of argparse's "invalid choice"; grader/cli.py defines them (a test keeps both lists equal).
-INSTRUCTOR_COMMANDS = ("build", "autograde", "feedback", "export", "demo", "release")
+INSTRUCTOR_COMMANDS = ("build", "autograde", "feedback", "export", "gradescope", "demo", "release")
 
 
 def cmd_check(args) -> int:

@@ -7,7 +7,10 @@ Instructors and TAs:
                   [--no-sandbox]       (refuses to run without bubblewrap unless --no-sandbox)
                   [--scheduler ADDRESS]  (grade on a Dask cluster's workers)
     dlhw feedback A [--course DIR]      HTML feedback per student (hidden tests' code hidden)
-    dlhw export [A] --csv FILE [--gradescope DIR] [--course DIR]
+    dlhw export [A] --csv FILE [--canvas FILE [--canvas-roster FILE]] [--gradescope DIR] [--course DIR]
+    dlhw gradescope A --out ZIP [--course DIR] [--timeout S] [--memory-mb M] [--visibility V]
+                  [--torch REQ] [--torch-index URL]
+                                 Gradescope autograder package of A (grader/gradescope.py)
     dlhw demo [--dir DIR]        build, simulate a class, autograde it, gradebook and feedback
     dlhw release A --to DIR      what students of A receive: A, the kit, the install files
 
@@ -62,7 +65,18 @@ def cmd_feedback(args) -> int:
 def cmd_export(args) -> int:
     from grader.feedback import export
     export(_course(args), Path(args.csv), args.assignment,
-           Path(args.gradescope) if args.gradescope else None, Path(args.results) if args.results else None)
+           Path(args.gradescope) if args.gradescope else None, Path(args.results) if args.results else None,
+           canvas=Path(args.canvas) if args.canvas else None,
+           canvas_roster=Path(args.canvas_roster) if args.canvas_roster else None)
+    return 0
+
+
+def cmd_gradescope(args) -> int:
+    from grader.gradescope import build_package
+    out = build_package(args.assignment, Path(args.out), _course(args), cell_timeout=args.timeout,
+                        memory_mb=args.memory_mb, visibility=args.visibility, torch=args.torch,
+                        torch_index=args.torch_index)
+    print(f"wrote {out}: upload it as the assignment's autograder (Gradescope: Configure Autograder, zip file)")
     return 0
 
 
@@ -82,7 +96,7 @@ def cmd_release(args) -> int:
 
 
 def add_instructor_commands(sub) -> None:
-    """Add build, autograde, feedback, export, demo and release to the subcommands ``sub``."""
+    """Add build, autograde, feedback, export, gradescope, demo and release to the subcommands ``sub``."""
     s = sub.add_parser("build", help="regenerate solutions' answer cells, blocks, notebooks/ and the kit")
     s.add_argument("--check", action="store_true", help="only list generated files that are stale")
     s.add_argument("only", nargs="*", help="assignments to build (default: all, and the kit)")
@@ -111,13 +125,29 @@ def add_instructor_commands(sub) -> None:
     s.add_argument("--course", default="course")
     s.set_defaults(func=cmd_feedback)
 
-    s = sub.add_parser("export", help="grades as CSV (and Gradescope JSON)")
+    s = sub.add_parser("export", help="grades as CSV (nbgrader's, Canvas's) and Gradescope JSON")
     s.add_argument("assignment", nargs="?", default=None)
     s.add_argument("--csv", default="grades.csv")
+    s.add_argument("--canvas", default=None, help="also write a Canvas gradebook import CSV here")
+    s.add_argument("--canvas-roster", default=None,
+                   help="a Canvas gradebook export: its students' IDs and assignment columns are used")
     s.add_argument("--gradescope", default=None, help="folder for <student>/<assignment>.json copies")
     s.add_argument("--results", default=None, help="the --results folder of autograde (for --gradescope)")
     s.add_argument("--course", default="course")
     s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("gradescope", help="an autograder zip for Gradescope (setup.sh, run_autograder)")
+    s.add_argument("assignment", help="02, or 02_mlp_backprop")
+    s.add_argument("--out", default="autograder.zip")
+    s.add_argument("--course", default="course", help="the course whose grader secret seeds the inputs")
+    s.add_argument("--timeout", type=float, default=60.0, help="seconds per cell (default 60)")
+    s.add_argument("--memory-mb", type=int, default=2048, help="memory cap per submission (default 2048)")
+    s.add_argument("--visibility", default=None,
+                   help="top-level visibility of results (hidden, after_due_date, after_published, visible)")
+    s.add_argument("--torch", default=None, help="the torch requirement setup.sh installs (default: the kit's)")
+    s.add_argument("--torch-index", default=None,
+                   help="the extra index of that torch build (default: PyTorch's CPU index; '' for none)")
+    s.set_defaults(func=cmd_gradescope)
 
     s = sub.add_parser("demo", help="build, simulate a class, autograde it, print the gradebook")
     s.add_argument("--dir", default="demo-course")
