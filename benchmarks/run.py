@@ -24,7 +24,9 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None, help="pin numpy's BLAS and torch to N threads")
     p.add_argument("--training", action="store_true", help="also train the digits models")
     p.add_argument("--autograde", action="store_true", help="also compare autograde with nbgrader")
-    p.add_argument("--students", type=int, default=16)
+    p.add_argument("--cluster", action="store_true",
+                   help="also grade one class locally and on a 2-worker Dask LocalCluster")
+    p.add_argument("--students", type=int, default=None, help="class size (default: 16 for --autograde, 12 for --cluster)")
     args = p.parse_args(argv)
     if args.threads:
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -57,7 +59,9 @@ def main(argv=None) -> int:
     if args.training:
         importlib.import_module("benchmarks.bench_training").main()
     if args.autograde:
-        importlib.import_module("benchmarks.bench_autograde").main(n=args.students)
+        importlib.import_module("benchmarks.bench_autograde").main(n=args.students or 16)
+    if args.cluster:
+        importlib.import_module("benchmarks.bench_cluster").main(n=args.students or 12)
     return 0
 
 
