@@ -9,7 +9,9 @@ One class of N submissions of assignment 02 (perfect, empty, wrong and right mut
 
 Both runs grade the same work on the same cores, so their difference is what the cluster adds:
 the client, the plugin carrying the staged judge to each worker, and each job's and result's trip
-through the scheduler. The cluster's start is timed apart (a real course's cluster is already up).
+through the scheduler. The cluster's start is timed apart (a real course's cluster is already up),
+and the seconds spent inside the servers (all notebooks summed) are printed for both: when they
+differ too, the machine's load changed between the runs, not the cost of distribution.
 Both runs must give the same grades, or the figure means nothing.
 """
 from __future__ import annotations
@@ -25,6 +27,11 @@ from benchmarks.bench_autograde import ASSIGNMENT, make_class
 
 def _grades(results: Path) -> dict:
     return {p.parent.name: json.loads(p.read_text())["score"] for p in sorted(results.glob(f"*/{ASSIGNMENT}.json"))}
+
+
+def _server_seconds(results: Path) -> float:
+    """The seconds the servers spent grading, all notebooks together (Gradescope's execution_time)."""
+    return sum(json.loads(p.read_text())["execution_time"] for p in results.glob(f"*/{ASSIGNMENT}.json"))
 
 
 def main(n: int = 12, workers: int = 2) -> dict:
@@ -54,6 +61,8 @@ def main(n: int = 12, workers: int = 2) -> dict:
             t = time.perf_counter()
             autograde(remote, ASSIGNMENT, subs, tmp / "res-cluster", progress=False, scheduler=client)
             times["cluster"] = time.perf_counter() - t
+        times["local_servers"] = _server_seconds(tmp / "res-local")
+        times["cluster_servers"] = _server_seconds(tmp / "res-cluster")
         same = _grades(tmp / "res-local") == _grades(tmp / "res-cluster")
         if not same or len(_grades(tmp / "res-local")) != n:
             raise RuntimeError("the cluster's grades differ from the local run's: the timing is void")
@@ -62,9 +71,11 @@ def main(n: int = 12, workers: int = 2) -> dict:
     per = (times["cluster"] - times["local"]) / n
     print(f"\nautograde {n} submissions of {ASSIGNMENT}, {workers} servers either way (wall time, one run each, "
           f"same grades)")
-    print(f"  local (--workers {workers})                    {times['local']:7.1f} s")
+    print(f"  local (--workers {workers})                    {times['local']:7.1f} s   "
+          f"(inside the servers {times['local_servers']:.1f} s)")
     print(f"  Dask LocalCluster ({workers} workers x 1 thread)   {times['cluster']:7.1f} s   "
-          f"(cluster start {times['cluster_start']:.1f} s, not counted)")
+          f"(inside the servers {times['cluster_servers']:.1f} s; cluster start {times['cluster_start']:.1f} s, "
+          f"not counted)")
     print(f"  distribution's cost per submission        {per:+7.2f} s   ((cluster - local) / {n})")
     return times
 

@@ -12,14 +12,18 @@ A worker that dies mid-batch loses no result: the scheduler runs the jobs it had
 another worker (they had produced nothing yet, and a worker's death is not a submission's: each
 submission is confined to its own sandbox), and every job's result is collected exactly once. A
 job that kills workers repeatedly (the scheduler's ``allowed_failures``) is reported, like a lost
-server, with its cells scored zero.
+server, with its cells scored zero. A killed worker runs no teardown, so its staged judge would
+stay in its machine's temporary folder: each worker stages under a name that carries the batch,
+and at the batch's end every live worker (a restarted one included) removes what that batch left.
 
 Needs ``distributed`` (a dev dependency) on the instructor's machine and on every worker, and
 dlhw installed on every worker (the worker imports ``grader`` to run the plugin).
 """
 from __future__ import annotations
 
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Dict, Iterable, Iterator
 
 from distributed import Client, WorkerPlugin, get_worker
@@ -34,15 +38,15 @@ class GradingPlugin(WorkerPlugin):
 
     name = PLUGIN
 
-    def __init__(self, archive: bytes, digest: str, sandbox: bool = True):
-        self.archive, self.digest, self.sandbox = archive, digest, sandbox
+    def __init__(self, archive: bytes, digest: str, sandbox: bool = True, batch: str = ""):
+        self.archive, self.digest, self.sandbox, self.batch = archive, digest, sandbox, batch
         self.pool = self.stage = self.error = None
 
     def setup(self, worker) -> None:
         from grader.autograde import GradingWorkers
         from grader.sandbox.client import JudgeChanged, JudgeStage
         try:
-            self.stage = JudgeStage(archive=self.archive)
+            self.stage = JudgeStage(archive=self.archive, prefix=stage_prefix(self.batch))
             if self.stage.digest != self.digest:
                 raise JudgeChanged(f"the judge unpacked on worker {worker.address} has the digest "
                                    f"{self.stage.digest[:12]}, not the batch's {self.digest[:12]}: grading stopped")
@@ -56,6 +60,21 @@ class GradingPlugin(WorkerPlugin):
             self.pool.close()
         if self.stage is not None:
             self.stage.cleanup()
+
+
+def stage_prefix(batch: str) -> str:
+    """The name a worker's staged judge of ``batch`` starts with (in its temporary folder)."""
+    return f"dlhw-judge-{batch}-"
+
+
+def remove_batch_stages(batch: str) -> int:
+    """Run on a worker: remove the judges of ``batch`` staged on its machine, its own and those
+    of workers killed there during the batch (they ran no teardown); how many it removed."""
+    from grader.sandbox.client import remove_stage
+    found = list(Path(tempfile.gettempdir()).glob(stage_prefix(batch) + "*"))
+    for root in found:
+        remove_stage(root)
+    return len(found)
 
 
 def grade_on_worker(job: Job) -> JobResult:
@@ -76,7 +95,7 @@ class ClusterWorkers:
         self._own = not isinstance(scheduler, Client)
         self.client = Client(scheduler) if self._own else scheduler
         self.batch = uuid.uuid4().hex[:8]
-        self.client.register_plugin(GradingPlugin(stage.archive(), stage.digest, sandbox), name=PLUGIN)
+        self.client.register_plugin(GradingPlugin(stage.archive(), stage.digest, sandbox, self.batch), name=PLUGIN)
         self._jobs: Dict[str, Job] = {}
 
     def submit(self, job: Job):
@@ -102,7 +121,9 @@ class ClusterWorkers:
 
     def close(self) -> None:
         try:
-            self.client.unregister_worker_plugin(PLUGIN)
+            self.client.unregister_worker_plugin(PLUGIN)       # the live workers' teardown
+            # then what workers killed during the batch left on their machines
+            self.client.run(remove_batch_stages, self.batch, on_error="ignore")
         finally:
             if self._own:
                 self.client.close()

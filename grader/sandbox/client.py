@@ -76,8 +76,9 @@ class JudgeStage:
     ``reference/dlhw``, read-only. Built here with ``build_kit``, or unpacked from another
     stage's :meth:`archive` (the same judge on another machine: a Dask worker)."""
 
-    def __init__(self, build_kit: Optional[Callable[[Path], object]] = None, archive: Optional[bytes] = None):
-        self.root = Path(tempfile.mkdtemp(prefix="dlhw-judge-"))
+    def __init__(self, build_kit: Optional[Callable[[Path], object]] = None, archive: Optional[bytes] = None,
+                 prefix: str = "dlhw-judge-"):
+        self.root = Path(tempfile.mkdtemp(prefix=prefix))
         self.kit = self.root / "kit"
         self.server = self.root / "server"
         # the full package, for the judge's evaluation of graded dependencies (dlhw/checks/deps.py)
@@ -115,9 +116,14 @@ class JudgeStage:
                                f"instead of {self.digest[:12]}): grading stopped")
 
     def cleanup(self) -> None:
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            os.chmod(dirpath, 0o755)
-        shutil.rmtree(self.root, ignore_errors=True)
+        remove_stage(self.root)
+
+
+def remove_stage(root: Path) -> None:
+    """Remove a staged judge (its folders are read-only: made writable first)."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        os.chmod(dirpath, 0o755)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def server_command(stage: JudgeStage, sandbox: bool = True) -> tuple:
