@@ -34,7 +34,7 @@ from dlhw.checks import policy
 from dlhw.checks.wire import decode, encode, read_frame, send_frame
 
 __all__ = ["check", "CheckFailed", "Check", "register", "REGISTRY", "compare", "fail",
-           "call", "NotImplementedYet", "HIDDEN_NOTE", "Case", "Cases", "case_listing"]
+           "call", "NotImplementedYet", "HIDDEN_NOTE", "Case", "Cases", "case_listing", "as_wire_array"]
 
 HIDDEN_NOTE = "Hidden tests with other shapes and seeds run at grading time."
 
@@ -232,11 +232,13 @@ def register(name: str, functions, inputs, probe, judge, doc: str = "") -> Check
 
 
 def _registering_policy() -> tuple:
-    # the assignment module (dlhw.checks.aNN) that registers a check decides its default policy
+    # the topic module (dlhw.checks.layers, ...) that registers a check decides its default
+    # policy, by the assignment it belongs to (catalog.py)
+    from dlhw.checks.catalog import ASSIGNMENT_OF
     frame = sys._getframe(2)
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
-        if module.startswith("dlhw.checks.a"):
+        if module in ASSIGNMENT_OF:
             return policy.forbidden_for_module(module)
         frame = frame.f_back
     return ()
@@ -256,8 +258,9 @@ def install_scipy_guards() -> None:
 
 
 def _load_registry() -> None:
-    # Importing the assignment modules registers their checks.
-    from dlhw.checks import catalog  # noqa: F401
+    # Importing the topic modules registers their checks.
+    from dlhw.checks import catalog
+    catalog.load()
 
 
 def get(name: str) -> Check:
@@ -362,7 +365,8 @@ def call(fn: Callable, fname: str, *args, returns: int = 1):
     return result
 
 
-def _as_wire_array(name: str, x: Any):
+def as_wire_array(name: str, x: Any):
+    """A student's result as what crosses to the judge: a numeric array, or None."""
     if x is None:
         return None
     try:
@@ -370,7 +374,7 @@ def _as_wire_array(name: str, x: Any):
     except Exception:
         raise CheckFailed(f"{name} should be a numpy array; got {type(x).__name__}") from None
     if arr.dtype.kind not in "biuf":
-        raise CheckFailed(f"{name} should be a numeric numpy array; got dtype {arr.dtype}")
+        raise CheckFailed(f"{name} should be a numeric numpy array; got {type(x).__name__} of dtype {arr.dtype}")
     return arr
 
 
@@ -470,7 +474,7 @@ def _run_probe(chk: Check, fns: tuple, inputs: dict) -> dict:
             raise CheckFailed("internal: probe must return a dict")
         # Outputs cross to the judge as plain numbers and numeric arrays only.
         return {k: v if isinstance(v, (str, bool, int, float, dict)) or v is None
-                else _as_wire_array(k, v) for k, v in out.items()}
+                else as_wire_array(k, v) for k, v in out.items()}
     except NotImplementedYet as exc:
         return {"__error__": str(exc), "__kind__": "not_implemented", "__function__": str(exc.function)}
     except CheckFailed as exc:

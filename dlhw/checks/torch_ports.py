@@ -1,4 +1,4 @@
-"""Checks of assignment 09: from numpy to PyTorch.
+"""Checks of the torch ports (assignment 09): the layers ported to torch, a device, the training loop.
 
 The torch ports of earlier layers are checked by the very checks of the numpy layers they port
 (assignments 02, 05, 06, 07 and 08), with the same visible and hidden cases and the same
@@ -26,15 +26,11 @@ from typing import Callable, Dict, Sequence
 
 import numpy as np
 
-from dlhw.checks import a02, a05, a06, a07, a08  # noqa: F401  (they register the checks reused here)
+from dlhw.checks import attention, convolution, layers, normalization, recurrent  # noqa: F401  (they register the checks reused here)
 from dlhw.checks.core import Case, Cases, CheckFailed, NotImplementedYet, call, compare, fail, get, register
+from dlhw.checks.helpers import ri as _ri, torch as _torch
 
 TOL = 1e-9
-
-
-def _torch():
-    import torch
-    return torch
 
 
 # =========================================================================== adapters
@@ -270,10 +266,6 @@ register("get_device", ("get_device",), lambda rng, hidden: {}, _device_probe, _
 
 
 # =========================================================================== the training loop
-def _ri(rng, lo, hi):
-    return int(rng.integers(lo, hi + 1))
-
-
 def _loop_inputs(rng, hidden, evaluation=False, drawn=None):
     """``drawn``: other sizes and hyperparameters (default: when hidden), with weight decay."""
     if hidden if drawn is None else drawn:

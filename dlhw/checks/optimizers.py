@@ -1,4 +1,4 @@
-"""Checks of assignment 04: update rules and learning-rate schedules.
+"""Checks of optimizers (assignment 04): update rules and learning-rate schedules.
 
 Oracles, all independent of dlhw's reference:
 
@@ -40,6 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlhw.checks.core import Case, Cases, CheckFailed, call, compare, fail, register
+from dlhw.checks.helpers import torch as _torch
 
 TOL = 1e-8
 
@@ -84,11 +85,6 @@ STATE_HINTS = {
     "t": "config['t'] counts the steps taken: it grows by 1 on every call, starting from the t in config "
          "(0 by default)",
 }
-
-
-def _torch():
-    import torch
-    return torch
 
 
 def _fmt(config: dict) -> str:

@@ -1,4 +1,4 @@
-"""Checks of assignment 02: multilayer perceptrons and backpropagation.
+"""Checks of layers and backpropagation (assignment 02): affine, activations, losses, a two-layer net.
 
 Oracles: ``torch.nn.functional`` in float64 for values, ``torch.autograd`` for gradients.
 Every check runs a fixed list of cases, visible and hidden alike (leading axes and N = 1 for
@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlhw.checks.core import Case, Cases, call, compare, register
-from dlhw.checks.layerchecks import register_layer
+from dlhw.checks.core import Case, Cases, CheckFailed, call, compare, register
+from dlhw.checks.helpers import scalar, sizes, torch as _torch
+from dlhw.checks.spec import torch_layer, values
 
-
-def _torch():
-    import torch
-    return torch
 
 
 # --------------------------------------------------------------------------- affine
@@ -23,7 +20,7 @@ def _torch():
 # exercise the same rules, and a rule a hidden test checks is one a visible test showed.
 def _affine_case(xshape_of):
     def make(rng):
-        N, D, M = (int(s) for s in rng.integers(2, 7, size=3))
+        N, D, M = sizes(rng, 2, 7, 3)
         xshape = xshape_of(rng, N, D)
         Dflat = int(np.prod(xshape[1:]))
         return {"args": [rng.standard_normal(xshape), rng.standard_normal((Dflat, M)),
@@ -51,10 +48,10 @@ _AFFINE_CASES = Cases([
     Case("(N, 1) input", {"2-D x", "D = 1"}, _affine_case(lambda rng, N, D: (N, 1))),
 ], measure=_shape_properties)
 
-register_layer(
+torch_layer(
     "affine", _AFFINE_CASES,
     lambda x, w, b: x.reshape(x.shape[0], -1) @ w + b,
-    arg_names=("x", "w", "b"), grad_names=("dx", "dw", "db"),
+    grads=("dx", "dw", "db"),
     hints={"out": "out = x reshaped to (N, D) times w, plus b broadcast over the rows",
            "dx": "dx = dout @ w.T, reshaped back to x's shape",
            "dw": "dw = x_flat.T @ dout (x reshaped to (N, D))",
@@ -65,7 +62,7 @@ register_layer(
 # --------------------------------------------------------------------------- activations
 def _act_case(ndim, scale, large):
     def make(rng):
-        shape = tuple(int(s) for s in rng.integers(2, 7, size=ndim))
+        shape = sizes(rng, 2, 7, ndim)
         x = rng.standard_normal(shape) * scale
         if large:  # the numerically hard corners: large magnitudes (exp(800) overflows)
             x.flat[0], x.flat[-1] = 40.0, -800.0
@@ -87,25 +84,25 @@ def _act_cases(scale):
                        _act_case(3, scale, True))], measure=_act_properties)
 
 
-register_layer("relu", _act_cases(1.0), lambda x: x.clamp(min=0), ("x",), ("dx",),
-               hints={"dx": "the gradient passes where x > 0 and is 0 elsewhere"})
+torch_layer("relu", _act_cases(1.0), lambda x: x.clamp(min=0), ("dx",),
+            hints={"dx": "the gradient passes where x > 0 and is 0 elsewhere"})
 # the notebook calls 1 / (1 + exp(-x)) a trap: it overflows (a RuntimeWarning, then inf) for
 # x = -800, so the probe runs under np.errstate(over="raise") and an overflow fails the check
-register_layer("sigmoid", _act_cases(3.0), lambda x: x.sigmoid(), ("x",), ("dx",),
-               hints={"out": "for large negative x, 1 / (1 + exp(-x)) overflows: use exp(x) / (1 + exp(x)) there",
-                      "dx": "sigmoid'(x) = s (1 - s) with s = sigmoid(x)",
-                      "overflow": "exp(-x) overflows for x < -709 (here x = -800): compute sigmoid "
-                                  "from exp(-|x|), which never overflows, e.g. exp(x) / (1 + exp(x)) "
-                                  "where x < 0"},
-               errstate={"over": "raise"})
-register_layer("tanh", _act_cases(2.0), lambda x: x.tanh(), ("x",), ("dx",),
-               hints={"dx": "tanh'(x) = 1 - tanh(x)^2, not (1 - tanh(x))^2"})
+torch_layer("sigmoid", _act_cases(3.0), lambda x: x.sigmoid(), ("dx",),
+            hints={"out": "for large negative x, 1 / (1 + exp(-x)) overflows: use exp(x) / (1 + exp(x)) there",
+                   "dx": "sigmoid'(x) = s (1 - s) with s = sigmoid(x)",
+                   "overflow": "exp(-x) overflows for x < -709 (here x = -800): compute sigmoid "
+                               "from exp(-|x|), which never overflows, e.g. exp(x) / (1 + exp(x)) "
+                               "where x < 0"},
+            errstate={"over": "raise"})
+torch_layer("tanh", _act_cases(2.0), lambda x: x.tanh(), ("dx",),
+            hints={"dx": "tanh'(x) = 1 - tanh(x)^2, not (1 - tanh(x))^2"})
 
 
 # --------------------------------------------------------------------------- losses
 def _loss_case(scale, N=None):
     def make(rng):
-        n, C = (int(s) for s in rng.integers(2, 12, size=2))
+        n, C = sizes(rng, 2, 12, 2)
         n = n if N is None else N
         x, y = rng.standard_normal((n, C)) * scale, rng.integers(0, C, size=n)
         if scale > 100:
@@ -134,26 +131,32 @@ _LOSS_CASES = Cases([Case("moderate logits", {"moderate logits"}, _loss_case(3.0
                     measure=_loss_properties)
 
 
-def _softmax_oracle(x, y):
+def _cross_entropy_oracle(inp):
     torch = _torch()
-    t = torch.tensor(x, requires_grad=True)
-    loss = torch.nn.functional.cross_entropy(t, torch.tensor(y))
+    t = torch.tensor(inp["x"], requires_grad=True)
+    loss = torch.nn.functional.cross_entropy(t, torch.tensor(inp["y"]))
     loss.backward()
-    return loss.item(), t.grad.numpy()
+    return {"loss": np.asarray(loss.item()), "dx": t.grad.numpy()}
+
+
+def _mse_oracle(inp):
+    torch = _torch()
+    t = torch.tensor(inp["x"], requires_grad=True)
+    loss = torch.nn.functional.mse_loss(t, torch.tensor(inp["y"]))
+    loss.backward()
+    return {"loss": np.asarray(loss.item()), "dx": t.grad.numpy()}
 
 
 def _probe_loss(name):
     def probe(fns, inp):
-        loss, dx = call(fns[0], name, inp["x"], inp["y"], returns=2)
+        loss, dx = call(fns[0], name, inp["x"].copy(), inp["y"].copy(), returns=2)
         return {"loss": np.asarray(loss, dtype=np.float64) if np.ndim(loss) == 0 else loss, "dx": dx}
     return probe
 
 
-def _judge_scalar(what, got, expected, hint):
-    if np.ndim(got) != 0 and np.size(got) != 1:
-        from dlhw.checks.core import fail
-        fail(f"{what} should be a single number (the mean over the batch); got an array of shape {np.shape(got)}")
-    return compare(what, np.reshape(got, ()), expected, hint=hint)
+def _compare_scalar(what, got, expected, tol=1e-9, hint="", oracle="PyTorch"):
+    """compare() for a loss: one number (the mean over the batch), then its value."""
+    return compare(what, scalar(what, got), expected, tol=tol, hint=hint, oracle=oracle)
 
 
 def _softmax_loss_hint(inp, out):
@@ -166,7 +169,7 @@ def _softmax_loss_hint(inp, out):
         return hint
     if loss.size != 1 or np.isfinite(loss).all():
         return hint
-    expected_dx = _softmax_oracle(inp["x"], inp["y"])[1]
+    expected_dx = _cross_entropy_oracle(inp)["dx"]
     if dx.shape == expected_dx.shape and np.isfinite(dx).all() and np.allclose(dx, expected_dx, rtol=1e-6,
                                                                                  atol=1e-12):
         return ("your probabilities are right (dx matches), but with logits of 1e3 the small ones underflow "
@@ -175,45 +178,41 @@ def _softmax_loss_hint(inp, out):
     return hint + "; then take the log with log-sum-exp, never the log of a probability"
 
 
-register("softmax_loss.loss", ("softmax_loss",), _LOSS_CASES, _probe_loss("softmax_loss"),
-         lambda i, o: "loss matches PyTorch's cross_entropy (relative error %.1e)" % _judge_scalar(
-             "the loss from softmax_loss", o["loss"], _softmax_oracle(i["x"], i["y"])[0],
-             _softmax_loss_hint(i, o)))
-register("softmax_loss.dx", ("softmax_loss",), _LOSS_CASES, _probe_loss("softmax_loss"),
-         lambda i, o: "dx matches PyTorch autograd (relative error %.1e)" % compare(
-             "dx from softmax_loss", o["dx"], _softmax_oracle(i["x"], i["y"])[1], oracle="PyTorch autograd",
-             hint="dx = (softmax(x) - one_hot(y)) / N"))
+def _losses(fn, cases, oracle, oracle_says, hints):
+    """``FN.loss`` (one number, against ``oracle``) and ``FN.dx`` (against autograd), from one call."""
+    probe = _probe_loss(fn)
+    loss_hint = hints["loss"]
+    if callable(loss_hint):     # a hint that depends on the outputs: a judge of its own
+        def judge(inp, out):
+            return "loss matches %s (relative error %.1e)" % (oracle_says, _compare_scalar(
+                f"the loss from {fn}", out["loss"], oracle(inp)["loss"], hint=loss_hint(inp, out)))
+        register(f"{fn}.loss", (fn,), cases, probe, judge)
+    else:
+        values(f"{fn}.loss", (fn,), cases, probe, oracle, ("loss",), label="the loss from {fn}",
+               compare_with=_compare_scalar, hints=hints, says="loss matches " + oracle_says
+               + " (relative error {err:.1e})")
+    values(f"{fn}.dx", (fn,), cases, probe, oracle, ("dx",), hints=hints, oracle_name="PyTorch autograd",
+           says="dx matches PyTorch autograd (relative error {err:.1e})")
+
+
+_losses("softmax_loss", _LOSS_CASES, _cross_entropy_oracle, "PyTorch's cross_entropy",
+        {"loss": _softmax_loss_hint, "dx": "dx = (softmax(x) - one_hot(y)) / N"})
 
 
 def _mse_make(rng):
-    N, D = (int(s) for s in rng.integers(2, 9, size=2))   # D >= 2: the mean is over N * D entries
+    N, D = sizes(rng, 2, 9, 2)   # D >= 2: the mean is over N * D entries
     return {"x": rng.standard_normal((N, D)), "y": rng.standard_normal((N, D))}
 
 
 _MSE_CASES = Cases([Case("(N, D) batch", {"2-D x"}, _mse_make)])
-
-
-def _mse_oracle(x, y):
-    torch = _torch()
-    t = torch.tensor(x, requires_grad=True)
-    loss = torch.nn.functional.mse_loss(t, torch.tensor(y))
-    loss.backward()
-    return loss.item(), t.grad.numpy()
-
-
-register("mse_loss.loss", ("mse_loss",), _MSE_CASES, _probe_loss("mse_loss"),
-         lambda i, o: "loss matches PyTorch's mse_loss (relative error %.1e)" % _judge_scalar(
-             "the loss from mse_loss", o["loss"], _mse_oracle(i["x"], i["y"])[0],
-             "the mean of (x - y)^2 over all N * D entries, like torch.nn.functional.mse_loss"))
-register("mse_loss.dx", ("mse_loss",), _MSE_CASES, _probe_loss("mse_loss"),
-         lambda i, o: "dx matches PyTorch autograd (relative error %.1e)" % compare(
-             "dx from mse_loss", o["dx"], _mse_oracle(i["x"], i["y"])[1], oracle="PyTorch autograd",
-             hint="d/dx mean((x - y)^2) = 2 (x - y) / (N * D)"))
+_losses("mse_loss", _MSE_CASES, _mse_oracle, "PyTorch's mse_loss",
+        {"loss": "the mean of (x - y)^2 over all N * D entries, like torch.nn.functional.mse_loss",
+         "dx": "d/dx mean((x - y)^2) = 2 (x - y) / (N * D)"})
 
 
 # --------------------------------------------------------------------------- two-layer net
 def _net_make(rng):
-    N, D, H, C = (int(s) for s in rng.integers(2, 10, size=4))
+    N, D, H, C = sizes(rng, 2, 10, 4)
     return {"X": rng.standard_normal((N, D)), "y": rng.integers(0, C, size=N),
             "params": {"W1": 0.5 * rng.standard_normal((D, H)), "b1": 0.1 * rng.standard_normal(H),
                        "W2": 0.5 * rng.standard_normal((H, C)), "b2": 0.1 * rng.standard_normal(C)},
@@ -231,33 +230,23 @@ def _net_oracle(inp):
     loss = torch.nn.functional.cross_entropy(scores, torch.tensor(inp["y"])) + \
         0.5 * inp["reg"] * ((p["W1"] ** 2).sum() + (p["W2"] ** 2).sum())
     loss.backward()
-    return loss.item(), {k: t.grad.numpy() for k, t in p.items()}
+    return {"loss": np.asarray(loss.item()), **{k: t.grad.numpy() for k, t in p.items()}}
 
 
 def _net_probe(fns, inp):
     params = {k: v.copy() for k, v in inp["params"].items()}
-    loss, grads = call(fns[0], "two_layer_net", inp["X"], params, inp["y"], inp["reg"], returns=2)
+    loss, grads = call(fns[0], "two_layer_net", inp["X"].copy(), params, inp["y"].copy(), inp["reg"], returns=2)
     if not isinstance(grads, dict):
-        from dlhw.checks.core import CheckFailed
         raise CheckFailed(f"two_layer_net must return grads as a dict with keys W1, b1, W2, b2; got {type(grads).__name__}")
     return {"loss": np.asarray(loss, dtype=np.float64), "grads": {k: np.asarray(v) for k, v in grads.items()}}
 
 
-def _net_judge_grads(inp, out):
-    _, expected = _net_oracle(inp)
-    worst = 0.0
-    for k, e in expected.items():
-        if k not in out["grads"]:
-            from dlhw.checks.core import fail
-            fail(f"grads has no key {k!r}; it has {sorted(out['grads'])}")
-        worst = max(worst, compare(f"grads[{k!r}] from two_layer_net", out["grads"][k], e,
-                                   oracle="PyTorch autograd",
-                                   hint="the regularization adds reg * W to dW (the loss has 0.5 * reg * ||W||^2)"))
-    return f"every gradient matches PyTorch autograd (largest relative error {worst:.1e})"
-
-
-register("two_layer_net.loss", ("two_layer_net",), _NET_CASES, _net_probe,
-         lambda i, o: "loss matches PyTorch (relative error %.1e)" % _judge_scalar(
-             "the loss from two_layer_net", o["loss"], _net_oracle(i)[0],
-             "data loss (mean softmax cross-entropy) + 0.5 * reg * (sum W1^2 + sum W2^2); biases are not penalized"))
-register("two_layer_net.grads", ("two_layer_net",), _NET_CASES, _net_probe, _net_judge_grads)
+values("two_layer_net.loss", ("two_layer_net",), _NET_CASES, _net_probe, _net_oracle, ("loss",),
+       label="the loss from {fn}", compare_with=_compare_scalar, says="loss matches PyTorch (relative error {err:.1e})",
+       hints={"loss": "data loss (mean softmax cross-entropy) + 0.5 * reg * (sum W1^2 + sum W2^2); biases are "
+                      "not penalized"})
+values("two_layer_net.grads", ("two_layer_net",), _NET_CASES, _net_probe, _net_oracle, ("W1", "b1", "W2", "b2"),
+       within="grads", label="grads[{key!r}] from {fn}", oracle_name="PyTorch autograd",
+       missing="grads has no key {key!r}; it has {have}",
+       hints=lambda key: "the regularization adds reg * W to dW (the loss has 0.5 * reg * ||W||^2)",
+       says="every gradient matches PyTorch autograd (largest relative error {err:.1e})")

@@ -1,4 +1,5 @@
-"""Checks of assignment 07: recurrent networks (RNN, LSTM, backpropagation through time, clipping).
+"""Checks of recurrent networks (assignment 07): RNN and LSTM steps and sequences, backpropagation
+through time, gradient clipping.
 
 Oracles, all in float64: ``torch.nn.RNNCell`` / ``torch.nn.RNN`` (tanh) and ``torch.nn.LSTMCell``
 / ``torch.nn.LSTM`` with the student's weights copied in, gradients from ``torch.autograd``,
@@ -23,42 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlhw.checks.core import Case, Cases, CheckFailed, call, compare, fail, register
-
-
-def _torch():
-    import torch
-    return torch
-
-
-def _ri(rng, low, high):
-    return int(rng.integers(low, high + 1))
-
-
-def _copy(v):
-    return v.copy() if isinstance(v, np.ndarray) else v
-
-
-def _out(what, v):
-    """A student's result as something the judge can receive (numeric arrays, None)."""
-    if v is None:
-        return None
-    try:
-        a = np.asarray(v)
-    except Exception:
-        raise CheckFailed(f"{what} should be a numpy array; got {type(v).__name__}") from None
-    if a.dtype.kind not in "biuf":
-        raise CheckFailed(f"{what} should be a numeric numpy array; got {type(v).__name__} of dtype {a.dtype}")
-    return a
-
-
-def _cases_of(inp):
-    return inp["cases"]
-
-
-def _where(inp, k):
-    cases = inp["cases"]
-    return "" if len(cases) == 1 else f" [case {k + 1} of {len(cases)}: {cases[k]['what']}]"
+from dlhw.checks.core import Case, Cases, CheckFailed, as_wire_array as _out, call, compare, fail, register
+from dlhw.checks.helpers import deep_copy, ri as _ri, torch as _torch
+from dlhw.checks.spec import layer
 
 
 def _perm(H):
@@ -169,13 +137,7 @@ def _step_case(rng, N, D, H, lstm, scale=1.0, what=""):
     return case
 
 
-def _one(make):
-    """A Case maker that returns one case in the module's {"cases": [...]} form."""
-    return lambda rng: {"cases": [make(rng)]}
-
-
-def _step_properties(inp):
-    case = inp["cases"][0]
+def _step_properties(case):
     N, H = case["args"][0].shape[0], case["args"][1].shape[1]
     props = {"N = 1" if N == 1 else "N > 1", "H = 1" if H == 1 else "H > 1"}
     if case.get("scale", 1.0) > 1.0:
@@ -188,13 +150,13 @@ def _step_inputs(lstm):
     # of one, large weights that push the units towards saturation
     return Cases([
         Case("N > 1, H > 1", {"N > 1", "H > 1"},
-             _one(lambda rng: _step_case(rng, _ri(rng, 2, 4), _ri(rng, 2, 5), _ri(rng, 2, 6), lstm))),
+             (lambda rng: _step_case(rng, _ri(rng, 2, 4), _ri(rng, 2, 5), _ri(rng, 2, 6), lstm))),
         Case("hidden size one", {"N > 1", "H = 1"},
-             _one(lambda rng: _step_case(rng, _ri(rng, 2, 4), _ri(rng, 1, 3), 1, lstm))),
+             (lambda rng: _step_case(rng, _ri(rng, 2, 4), _ri(rng, 1, 3), 1, lstm))),
         Case("a batch of one", {"N = 1", "H > 1"},
-             _one(lambda rng: _step_case(rng, 1, _ri(rng, 2, 6), _ri(rng, 2, 6), lstm))),
+             (lambda rng: _step_case(rng, 1, _ri(rng, 2, 6), _ri(rng, 2, 6), lstm))),
         Case("large weights", {"N > 1", "H > 1", "large weights"},
-             _one(lambda rng: _step_case(rng, _ri(rng, 4, 7), _ri(rng, 5, 9), _ri(rng, 6, 10), lstm, scale=3.0))),
+             (lambda rng: _step_case(rng, _ri(rng, 4, 7), _ri(rng, 5, 9), _ri(rng, 6, 10), lstm, scale=3.0))),
     ], measure=_step_properties)
 
 
@@ -213,8 +175,7 @@ def _seq_case(rng, N, T, D, H, lstm, last_only=False, what=""):
     return {"what": what or desc, "args": [x, h0, Wx, Wh, b], "dh": dh}
 
 
-def _seq_properties(inp):
-    case = inp["cases"][0]
+def _seq_properties(case):
     x, dh = case["args"][0], case["dh"]
     N, T, H = x.shape[0], x.shape[1], dh.shape[2]
     props = {"N = 1" if N == 1 else "N > 1", "H = 1" if H == 1 else "H > 1",
@@ -228,18 +189,33 @@ def _seq_inputs(lstm):
     # visible and hidden alike (hidden ones draw other sizes)
     return Cases([
         Case("a short sequence", {"N > 1", "H > 1", "T > 1"},
-             _one(lambda rng: _seq_case(rng, _ri(rng, 2, 4), _ri(rng, 3, 6), _ri(rng, 2, 5), _ri(rng, 2, 5), lstm))),
+             (lambda rng: _seq_case(rng, _ri(rng, 2, 4), _ri(rng, 3, 6), _ri(rng, 2, 5), _ri(rng, 2, 5), lstm))),
         Case("T = 1", {"N > 1", "H > 1", "T = 1"},
-             _one(lambda rng: _seq_case(rng, _ri(rng, 2, 4), 1, _ri(rng, 2, 4), _ri(rng, 2, 5), lstm))),
+             (lambda rng: _seq_case(rng, _ri(rng, 2, 4), 1, _ri(rng, 2, 4), _ri(rng, 2, 5), lstm))),
         Case("H = 1", {"N > 1", "H = 1", "T > 1"},
-             _one(lambda rng: _seq_case(rng, _ri(rng, 2, 3), _ri(rng, 4, 7), _ri(rng, 1, 3), 1, lstm))),
+             (lambda rng: _seq_case(rng, _ri(rng, 2, 3), _ri(rng, 4, 7), _ri(rng, 1, 3), 1, lstm))),
         Case("a long sequence, N = 1", {"N = 1", "H > 1", "long sequence"},
-             _one(lambda rng: _seq_case(rng, 1, _ri(rng, 20, 30), _ri(rng, 2, 4), _ri(rng, 3, 6), lstm))),
+             (lambda rng: _seq_case(rng, 1, _ri(rng, 20, 30), _ri(rng, 2, 4), _ri(rng, 3, 6), lstm))),
         # the classifier setting: everything earlier must come through the recurrence
         Case("dh at the last step only", {"N > 1", "H > 1", "T > 1", "dh at the last step only"},
-             _one(lambda rng: _seq_case(rng, _ri(rng, 2, 4), _ri(rng, 6, 10), _ri(rng, 2, 4), _ri(rng, 2, 5), lstm,
+             (lambda rng: _seq_case(rng, _ri(rng, 2, 4), _ri(rng, 6, 10), _ri(rng, 2, 4), _ri(rng, 2, 5), lstm,
                                         last_only=True))),
     ], measure=_seq_properties)
+
+
+# =========================================================================== declared pairs
+SEQ_GRADS = ("dx", "dh0", "dWx", "dWh", "db")
+_SEQ_GROUPS = {"dx": ("dx",), "dh0": ("dh0",), "dparams": ("dWx", "dWh", "db")}
+
+
+def _recurrent(forward, backward, cases, oracle, oracle_name, hints, outputs, grads, upstream, groups=None,
+               forward_checks=None, forward_oracle=None, backward_probe=None):
+    """The checks of a recurrent pair: outputs against ``oracle_name``, gradients against its autograd."""
+    return layer(forward, backward, cases, oracle, args=lambda case: case["args"], outputs=outputs, grads=grads,
+                 upstream=upstream, groups=groups, forward_checks=forward_checks, hints=hints,
+                 forward_says_oracle=forward_oracle or oracle_name, grad_oracle=f"{oracle_name} autograd",
+                 backward_probe=backward_probe, forward_doc="{fn}: {keys} against " + oracle_name,
+                 grad_doc="{fn}: {keys} against " + oracle_name + " autograd")
 
 
 # =========================================================================== RNN: one step
@@ -254,56 +230,9 @@ RNN_STEP_HINTS = {
 }
 
 
-def _rnn_step_forward_probe(fns, inp):
-    outs = {}
-    for k, case in enumerate(_cases_of(inp)):
-        next_h, _cache = call(fns[0], "rnn_step_forward", *[_copy(a) for a in case["args"]], returns=2)
-        outs[f"c{k}"] = {"next_h": _out("next_h", next_h)}
-    return outs
-
-
-def _rnn_step_forward_judge(inp, out):
-    worst = 0.0
-    for k, case in enumerate(_cases_of(inp)):
-        e = _rnn_step_oracle(case)
-        worst = max(worst, compare("next_h from rnn_step_forward" + _where(inp, k), out[f"c{k}"]["next_h"],
-                                   e["next_h"], hint=RNN_STEP_HINTS["next_h"]))
-    return f"next_h matches torch.nn.RNNCell (relative error {worst:.1e} <= 1e-09)"
-
-
-register("rnn_step_forward", ("rnn_step_forward",), _step_inputs(False), _rnn_step_forward_probe,
-         _rnn_step_forward_judge, doc="rnn_step_forward: next_h against torch.nn.RNNCell")
-
 RNN_STEP_GRADS = ("dx", "dprev_h", "dWx", "dWh", "db")
-
-
-def _rnn_step_backward_probe(fns, inp):
-    outs = {}
-    for k, case in enumerate(_cases_of(inp)):
-        _h, cache = call(fns[0], "rnn_step_forward", *[_copy(a) for a in case["args"]], returns=2)
-        grads = call(fns[1], "rnn_step_backward", case["dnext_h"].copy(), cache, returns=5)
-        outs[f"c{k}"] = {g: _out(g, v) for g, v in zip(RNN_STEP_GRADS, grads)}
-    return outs
-
-
-def _grad_judge(fname, oracle, names, hints, oracle_name):
-    def judge(inp, out):
-        worst = 0.0
-        for k, case in enumerate(_cases_of(inp)):
-            e = oracle(case)
-            for g in names:
-                worst = max(worst, compare(f"{g} from {fname}" + _where(inp, k), out[f"c{k}"][g], e[g],
-                                           hint=hints[g], oracle=f"{oracle_name} autograd"))
-        return (f"{', '.join(names)} match{'es' if len(names) == 1 else ''} {oracle_name} autograd "
-                f"(relative error {worst:.1e} <= 1e-09)")
-    return judge
-
-
-for _g in RNN_STEP_GRADS:
-    register(f"rnn_step_backward.{_g}", ("rnn_step_forward", "rnn_step_backward"), _step_inputs(False),
-             _rnn_step_backward_probe,
-             _grad_judge("rnn_step_backward", _rnn_step_oracle, (_g,), RNN_STEP_HINTS, "torch.nn.RNNCell"),
-             doc=f"rnn_step_backward: {_g} against torch.nn.RNNCell autograd")
+_recurrent("rnn_step_forward", "rnn_step_backward", _step_inputs(False), _rnn_step_oracle, "torch.nn.RNNCell",
+           RNN_STEP_HINTS, ("next_h",), RNN_STEP_GRADS, ("dnext_h",))
 
 
 # =========================================================================== RNN: a sequence
@@ -319,49 +248,8 @@ RNN_SEQ_HINTS = {
 }
 
 
-def _rnn_forward_probe(fns, inp):
-    outs = {}
-    for k, case in enumerate(_cases_of(inp)):
-        h, _cache = call(fns[0], "rnn_forward", *[_copy(a) for a in case["args"]], returns=2)
-        outs[f"c{k}"] = {"h": _out("h", h)}
-    return outs
-
-
-def _seq_forward_judge(fname, oracle, oracle_name, hints):
-    def judge(inp, out):
-        worst = 0.0
-        for k, case in enumerate(_cases_of(inp)):
-            worst = max(worst, compare(f"h from {fname}" + _where(inp, k), out[f"c{k}"]["h"], oracle(case)["h"],
-                                       hint=hints["h"]))
-        return f"h matches {oracle_name} (relative error {worst:.1e} <= 1e-09)"
-    return judge
-
-
-register("rnn_forward", ("rnn_forward",), _seq_inputs(False), _rnn_forward_probe,
-         _seq_forward_judge("rnn_forward", _rnn_seq_oracle, "torch.nn.RNN", RNN_SEQ_HINTS),
-         doc="rnn_forward: h against torch.nn.RNN")
-
-SEQ_GRADS = ("dx", "dh0", "dWx", "dWh", "db")
-
-
-def _seq_backward_probe(fwd, bwd):
-    def probe(fns, inp):
-        outs = {}
-        for k, case in enumerate(_cases_of(inp)):
-            _h, cache = call(fns[0], fwd, *[_copy(a) for a in case["args"]], returns=2)
-            grads = call(fns[1], bwd, case["dh"].copy(), cache, returns=5)
-            outs[f"c{k}"] = {g: _out(g, v) for g, v in zip(SEQ_GRADS, grads)}
-        return outs
-    return probe
-
-
-_SEQ_GROUPS = {"dx": ("dx",), "dh0": ("dh0",), "dparams": ("dWx", "dWh", "db")}
-
-for _name, _gs in _SEQ_GROUPS.items():
-    register(f"rnn_backward.{_name}", ("rnn_forward", "rnn_backward"), _seq_inputs(False),
-             _seq_backward_probe("rnn_forward", "rnn_backward"),
-             _grad_judge("rnn_backward", _rnn_seq_oracle, _gs, RNN_SEQ_HINTS, "torch.nn.RNN"),
-             doc=f"rnn_backward: {', '.join(_gs)} against torch.nn.RNN autograd")
+_recurrent("rnn_forward", "rnn_backward", _seq_inputs(False), _rnn_seq_oracle, "torch.nn.RNN", RNN_SEQ_HINTS,
+           ("h",), SEQ_GRADS, ("dh",), groups=_SEQ_GROUPS)
 
 
 # =========================================================================== clipping
@@ -395,41 +283,37 @@ def _clip_inputs(above):
     # visible and hidden alike (hidden ones draw other sizes and values)
     if above:
         return Cases([
-            Case("three arrays, max_norm 1", {"several arrays", "above max_norm"}, _one(_clip_unit)),
+            Case("three arrays, max_norm 1", {"several arrays", "above max_norm"}, _clip_unit),
             Case("one array", {"one array", "above max_norm"},
-                 _one(lambda rng: _clip_case(rng, [(_ri(rng, 3, 8), _ri(rng, 2, 6))], float(rng.uniform(1.5, 40.0)),
+                 (lambda rng: _clip_case(rng, [(_ri(rng, 3, 8), _ri(rng, 2, 6))], float(rng.uniform(1.5, 40.0)),
                                              "one array"))),
             Case("four arrays, each below max_norm, jointly above it",
-                 {"several arrays", "above max_norm", "each array below max_norm"}, _one(_clip_small)),
+                 {"several arrays", "above max_norm", "each array below max_norm"}, _clip_small),
             Case("three arrays 1000 times over max_norm", {"several arrays", "above max_norm", "far above"},
-                 _one(lambda rng: _clip_case(rng, [(3,), (2, 3, 4), (1,)], 1000.0,
+                 (lambda rng: _clip_case(rng, [(3,), (2, 3, 4), (1,)], 1000.0,
                                              "three arrays 1000 times over max_norm"))),
         ])
     return Cases([
         Case("two arrays below max_norm", {"several arrays", "below max_norm"},
-             _one(lambda rng: _clip_case(rng, [(_ri(rng, 2, 6), _ri(rng, 2, 6)), (_ri(rng, 2, 6),)],
+             (lambda rng: _clip_case(rng, [(_ri(rng, 2, 6), _ri(rng, 2, 6)), (_ri(rng, 2, 6),)],
                                          float(rng.uniform(0.2, 0.9)), "two arrays below max_norm"))),
         Case("all-zero gradients (norm 0)", {"several arrays", "zero gradients"},
-             _one(lambda rng: _clip_case(rng, [(3, 4), (4,)], 1.0, "all-zero gradients (norm 0)", zero=True))),
+             (lambda rng: _clip_case(rng, [(3, 4), (4,)], 1.0, "all-zero gradients (norm 0)", zero=True))),
         Case("one array just below max_norm", {"one array", "below max_norm"},
-             _one(lambda rng: _clip_case(rng, [(_ri(rng, 2, 9),)], 0.999, "one array just below max_norm"))),
+             (lambda rng: _clip_case(rng, [(_ri(rng, 2, 9),)], 0.999, "one array just below max_norm"))),
     ])
 
 
-def _clip_probe(fns, inp):
-    outs = {}
-    for k, case in enumerate(_cases_of(inp)):
-        grads = [g.copy() for g in case["grads"]]
-        res = call(fns[0], "clip_grad_norm", grads, case["max_norm"], returns=2)
-        clipped, total = res
-        if not isinstance(clipped, (list, tuple)):
-            raise CheckFailed(f"clip_grad_norm must return (list of arrays, total_norm); its first value is a "
-                              f"{type(clipped).__name__}")
-        if len(clipped) != len(grads):
-            raise CheckFailed(f"clip_grad_norm returned {len(clipped)} clipped arrays for {len(grads)} gradients")
-        outs[f"c{k}"] = {"clipped": {str(j): _out(f"clipped[{j}]", c) for j, c in enumerate(clipped)},
-                         "total_norm": _out("total_norm", total)}
-    return outs
+def _clip_probe(fns, case):
+    grads = [g.copy() for g in case["grads"]]
+    clipped, total = call(fns[0], "clip_grad_norm", grads, case["max_norm"], returns=2)
+    if not isinstance(clipped, (list, tuple)):
+        raise CheckFailed(f"clip_grad_norm must return (list of arrays, total_norm); its first value is a "
+                          f"{type(clipped).__name__}")
+    if len(clipped) != len(grads):
+        raise CheckFailed(f"clip_grad_norm returned {len(clipped)} clipped arrays for {len(grads)} gradients")
+    return {"clipped": {str(j): _out(f"clipped[{j}]", c) for j, c in enumerate(clipped)},
+            "total_norm": _out("total_norm", total)}
 
 
 def _clip_oracle(case):
@@ -452,25 +336,22 @@ def _clip_judge(above):
             if above else
             "below max_norm nothing changes: the factor is min(1, max_norm / total_norm); mind total_norm = 0")
 
-    def judge(inp, out):
+    def judge(case, o):
         worst = 0.0
-        for k, case in enumerate(_cases_of(inp)):
-            where = _where(inp, k)
-            exact, theirs, total = _clip_oracle(case)
-            o = out[f"c{k}"]
-            compare(f"total_norm from clip_grad_norm{where}", o["total_norm"], np.float64(total),
-                    hint="total_norm is the joint L2 norm of all gradients BEFORE clipping")
-            for j, (e, t) in enumerate(zip(exact, theirs)):
-                got = o["clipped"].get(str(j))
+        exact, theirs, total = _clip_oracle(case)
+        compare("total_norm from clip_grad_norm", o["total_norm"], np.float64(total),
+                hint="total_norm is the joint L2 norm of all gradients BEFORE clipping")
+        for j, (e, t) in enumerate(zip(exact, theirs)):
+            got = o["clipped"].get(str(j))
+            try:
+                err = compare(f"clipped[{j}] from clip_grad_norm", got, e, hint=hint, oracle="expected")
+            except CheckFailed as exc:
+                # PyTorch's convention max_norm / (total_norm + 1e-6) is accepted as well
                 try:
-                    err = compare(f"clipped[{j}] from clip_grad_norm{where}", got, e, hint=hint, oracle="expected")
-                except CheckFailed as exc:
-                    # PyTorch's convention max_norm / (total_norm + 1e-6) is accepted as well
-                    try:
-                        err = compare(f"clipped[{j}]", got, t, oracle="PyTorch")
-                    except CheckFailed:
-                        raise exc from None
-                worst = max(worst, err)
+                    err = compare(f"clipped[{j}]", got, t, oracle="PyTorch")
+                except CheckFailed:
+                    raise exc from None
+            worst = max(worst, err)
         return (f"the clipped gradients and total_norm match torch.nn.utils.clip_grad_norm_ "
                 f"(relative error {worst:.1e} <= 1e-09)")
     return judge
@@ -500,84 +381,58 @@ LSTM_STEP_HINTS = {
 LSTM_STEP_GRADS = ("dx", "dprev_h", "dprev_c", "dWx", "dWh", "db")
 
 
-def _lstm_step_forward_probe(fns, inp):
-    outs = {}
-    for k, case in enumerate(_cases_of(inp)):
-        next_h, next_c, _cache = call(fns[0], "lstm_step_forward", *[_copy(a) for a in case["args"]], returns=3)
-        outs[f"c{k}"] = {"next_h": _out("next_h", next_h), "next_c": _out("next_c", next_c)}
-    return outs
 
 
-def _lstm_step_forward_judge(name):
-    def judge(inp, out):
-        worst = 0.0
-        for k, case in enumerate(_cases_of(inp)):
-            worst = max(worst, compare(f"{name} from lstm_step_forward" + _where(inp, k), out[f"c{k}"][name],
-                                       _lstm_step_oracle(case)[name], hint=LSTM_STEP_HINTS[name]))
-        return f"{name} matches torch.nn.LSTMCell, gates permuted (relative error {worst:.1e} <= 1e-09)"
-    return judge
+def _lstm_step_backward_probe(fns, case):
+    """The gradients, what the caller's dnext_h and dnext_c hold after the call, and a second call's
+    gradients on the same cache (the backward must leave its arguments alone)."""
+    _h, _c, cache = call(fns[0], "lstm_step_forward", *deep_copy(case["args"]), returns=3)
+    dnext_h, dnext_c = case["dnext_h"].copy(), case["dnext_c"].copy()
+    grads = call(fns[1], "lstm_step_backward", dnext_h, dnext_c, cache, returns=6)
+    o = {g: _out(g, v) for g, v in zip(LSTM_STEP_GRADS, grads)}
+    o = {g: (v.copy() if isinstance(v, np.ndarray) else v) for g, v in o.items()}
+    o["dnext_h_after"], o["dnext_c_after"] = dnext_h, dnext_c
+    again = call(fns[1], "lstm_step_backward", case["dnext_h"].copy(), case["dnext_c"].copy(), cache, returns=6)
+    o["again"] = {g: _out(g, v) for g, v in zip(LSTM_STEP_GRADS, again)}
+    return o
 
 
-for _name in ("next_h", "next_c"):
-    register(f"lstm_step_forward.{_name}", ("lstm_step_forward",), _step_inputs(True), _lstm_step_forward_probe,
-             _lstm_step_forward_judge(_name), doc=f"lstm_step_forward: {_name} against torch.nn.LSTMCell")
+_LSTM_STEP = _recurrent("lstm_step_forward", "lstm_step_backward", _step_inputs(True), _lstm_step_oracle,
+                        "torch.nn.LSTMCell", LSTM_STEP_HINTS, ("next_h", "next_c"), LSTM_STEP_GRADS,
+                        ("dnext_h", "dnext_c"),
+                        forward_checks={"lstm_step_forward.next_h": ("next_h",),
+                                        "lstm_step_forward.next_c": ("next_c",)},
+                        forward_oracle="torch.nn.LSTMCell, gates permuted", backward_probe=_lstm_step_backward_probe)
 
 
-def _lstm_step_backward_probe(fns, inp):
-    outs = {}
-    for k, case in enumerate(_cases_of(inp)):
-        _h, _c, cache = call(fns[0], "lstm_step_forward", *[_copy(a) for a in case["args"]], returns=3)
-        dnext_h, dnext_c = case["dnext_h"].copy(), case["dnext_c"].copy()
-        grads = call(fns[1], "lstm_step_backward", dnext_h, dnext_c, cache, returns=6)
-        o = {g: _out(g, v) for g, v in zip(LSTM_STEP_GRADS, grads)}
-        o = {g: (v.copy() if isinstance(v, np.ndarray) else v) for g, v in o.items()}
-        # what the caller's arrays hold after the call, and a second call on the same cache
-        o["dnext_h_after"], o["dnext_c_after"] = dnext_h, dnext_c
-        again = call(fns[1], "lstm_step_backward", case["dnext_h"].copy(), case["dnext_c"].copy(), cache,
-                     returns=6)
-        o["again"] = {g: _out(g, v) for g, v in zip(LSTM_STEP_GRADS, again)}
-        outs[f"c{k}"] = o
-    return outs
-
-
-for _g in LSTM_STEP_GRADS:
-    register(f"lstm_step_backward.{_g}", ("lstm_step_forward", "lstm_step_backward"), _step_inputs(True),
-             _lstm_step_backward_probe,
-             _grad_judge("lstm_step_backward", _lstm_step_oracle, (_g,), LSTM_STEP_HINTS, "torch.nn.LSTMCell"),
-             doc=f"lstm_step_backward: {_g} against torch.nn.LSTMCell autograd")
-
-
-def _lstm_side_effects_judge(inp, out):
+def _lstm_side_effects_judge(case, o):
     # Only the side effects are judged here (the values have their own checks), on results of
     # the right shapes, so that one slip in a formula does not cost these points too.
-    for k, case in enumerate(_cases_of(inp)):
-        where = _where(inp, k)
-        o = out[f"c{k}"]
-        for name in ("dnext_h", "dnext_c"):
-            after = np.asarray(o[f"{name}_after"])
-            if after.shape != case[name].shape or not np.array_equal(after, case[name]):
-                diff = float(np.max(np.abs(after - case[name]))) if after.shape == case[name].shape else float("nan")
-                fail(f"lstm_step_backward changed the caller's {name} in place{where} (largest change {diff:.3g}): "
-                     f"a statement like `{name} += ...` adds into the array you were given, so the caller's "
-                     f"gradient is silently corrupted. Hint: use a new variable, e.g. "
-                     f"dc = dnext_c + dnext_h * o * (1 - tanh(next_c)**2)")
-        x, prev_h, prev_c, Wx, Wh, b = case["args"]
-        shapes = {"dx": x.shape, "dprev_h": prev_h.shape, "dprev_c": prev_c.shape, "dWx": Wx.shape,
-                  "dWh": Wh.shape, "db": b.shape}
-        for g in LSTM_STEP_GRADS:
-            first, second = o[g], o["again"][g]
-            if first is None or np.shape(first) != shapes[g]:
-                fail(f"{g} from lstm_step_backward{where} has shape {np.shape(first)}; expected {shapes[g]}")
-            if second is None or np.shape(second) != shapes[g] or not np.array_equal(
-                    np.asarray(first), np.asarray(second), equal_nan=True):
-                fail(f"a second call of lstm_step_backward with the same arguments gave another {g}{where}: "
-                     f"the backward pass must not change its cache (or anything else it is given). "
-                     f"Hint: compute into new arrays instead of updating the cached ones in place")
+    for name in ("dnext_h", "dnext_c"):
+        after = np.asarray(o[f"{name}_after"])
+        if after.shape != case[name].shape or not np.array_equal(after, case[name]):
+            diff = float(np.max(np.abs(after - case[name]))) if after.shape == case[name].shape else float("nan")
+            fail(f"lstm_step_backward changed the caller's {name} in place (largest change {diff:.3g}): "
+                 f"a statement like `{name} += ...` adds into the array you were given, so the caller's "
+                 f"gradient is silently corrupted. Hint: use a new variable, e.g. "
+                 f"dc = dnext_c + dnext_h * o * (1 - tanh(next_c)**2)")
+    x, prev_h, prev_c, Wx, Wh, b = case["args"]
+    shapes = {"dx": x.shape, "dprev_h": prev_h.shape, "dprev_c": prev_c.shape, "dWx": Wx.shape,
+              "dWh": Wh.shape, "db": b.shape}
+    for g in LSTM_STEP_GRADS:
+        first, second = o[g], o["again"][g]
+        if first is None or np.shape(first) != shapes[g]:
+            fail(f"{g} from lstm_step_backward has shape {np.shape(first)}; expected {shapes[g]}")
+        if second is None or np.shape(second) != shapes[g] or not np.array_equal(
+                np.asarray(first), np.asarray(second), equal_nan=True):
+            fail(f"a second call of lstm_step_backward with the same arguments gave another {g}: "
+                 f"the backward pass must not change its cache (or anything else it is given). "
+                 f"Hint: compute into new arrays instead of updating the cached ones in place")
     return "dnext_h, dnext_c and the cache are left as they were: a second call gives the same gradients"
 
 
 register("lstm_step_backward.side_effects", ("lstm_step_forward", "lstm_step_backward"), _step_inputs(True),
-         _lstm_step_backward_probe, _lstm_side_effects_judge,
+         _LSTM_STEP.backward_probe, _lstm_side_effects_judge,
          doc="lstm_step_backward: leaves dnext_h, dnext_c and its cache unchanged")
 
 
@@ -594,21 +449,5 @@ LSTM_SEQ_HINTS = {
 }
 
 
-def _lstm_forward_probe(fns, inp):
-    outs = {}
-    for k, case in enumerate(_cases_of(inp)):
-        h, _cache = call(fns[0], "lstm_forward", *[_copy(a) for a in case["args"]], returns=2)
-        outs[f"c{k}"] = {"h": _out("h", h)}
-    return outs
-
-
-register("lstm_forward", ("lstm_forward",), _seq_inputs(True), _lstm_forward_probe,
-         _seq_forward_judge("lstm_forward", _lstm_seq_oracle, "torch.nn.LSTM (gates permuted, c0 = 0)",
-                            LSTM_SEQ_HINTS),
-         doc="lstm_forward: h against torch.nn.LSTM")
-
-for _name, _gs in _SEQ_GROUPS.items():
-    register(f"lstm_backward.{_name}", ("lstm_forward", "lstm_backward"), _seq_inputs(True),
-             _seq_backward_probe("lstm_forward", "lstm_backward"),
-             _grad_judge("lstm_backward", _lstm_seq_oracle, _gs, LSTM_SEQ_HINTS, "torch.nn.LSTM"),
-             doc=f"lstm_backward: {', '.join(_gs)} against torch.nn.LSTM autograd")
+_recurrent("lstm_forward", "lstm_backward", _seq_inputs(True), _lstm_seq_oracle, "torch.nn.LSTM", LSTM_SEQ_HINTS,
+           ("h",), SEQ_GRADS, ("dh",), groups=_SEQ_GROUPS, forward_oracle="torch.nn.LSTM (gates permuted, c0 = 0)")

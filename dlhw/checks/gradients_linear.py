@@ -1,4 +1,5 @@
-"""Checks of assignment 01: gradients and linear models.
+"""Checks of numerical gradients and linear models (assignment 01): centred differences, least
+squares, logistic and softmax regression, minibatch SGD.
 
 Oracles, none of them dlhw's own code:
 
@@ -23,12 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlhw.checks.core import Case, Cases, CheckFailed, call, compare, fail, register
-
-
-def _torch():
-    import torch
-    return torch
+from dlhw.checks.core import Case, Cases, call, compare, fail, register
+from dlhw.checks.helpers import torch as _torch
 
 
 def _scalar(what, got, expected, hint, tol=1e-9):

@@ -1,4 +1,5 @@
-"""Checks of assignment 08: attention and transformers.
+"""Checks of attention and transformers (assignment 08): scaled dot-product and multi-head
+attention, positional encoding, the pre-LN transformer block.
 
 Oracles, all in float64 and independent of dlhw's reference:
 
@@ -30,64 +31,33 @@ import math
 
 import numpy as np
 
-from dlhw.checks.core import Case, Cases, CheckFailed, call, compare, fail, register
+from dlhw.checks.core import Case, Cases, CheckFailed, as_wire_array as _out, call, compare, fail
+from dlhw.checks.helpers import deep_copy as _copy, ri as _ri, torch as _torch
+from dlhw.checks.spec import layer, values
 
 TOL = 1e-9
 ZERO_FLOOR = 1e-2          # the scale of an all-zero expected gradient (see the module docstring)
 
 
-def _torch():
-    import torch
-    return torch
-
-
-def _ri(rng, low, high):
-    return int(rng.integers(low, high + 1))
-
-
-def _copy(v):
-    """A deep copy of the inputs (a student's function may modify its arguments in place)."""
-    if isinstance(v, np.ndarray):
-        return v.copy()
-    if isinstance(v, dict):
-        return {k: _copy(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return type(v)(_copy(x) for x in v)
-    return v
-
-
-def _out(what, v):
-    """A student's result as something the judge can receive (numeric arrays, None)."""
-    if v is None:
-        return None
-    try:
-        a = np.asarray(v)
-    except Exception:
-        raise CheckFailed(f"{what} should be a numpy array; got {type(v).__name__}") from None
-    if a.dtype.kind not in "biuf":
-        raise CheckFailed(f"{what} should be a numeric numpy array; got {type(v).__name__} of dtype {a.dtype}")
-    return a
-
-
-def _where(inp, k):
-    cases = inp["cases"]
-    return f" [case {k + 1} of {len(cases)}: {cases[k]['what']}]"
+def _where(case):
+    return f" [{case['what']}]"
 
 
 def _fixed(spec, cases_of_rng):
     """Cases from a list maker: ``cases_of_rng(rng)`` returns the module's case dicts in the order
-    of ``spec`` [(name, properties)]; each fixed case runs alone, visible and hidden alike."""
+    of ``spec`` [(name, properties)]; each fixed case runs alone, visible and hidden alike (and
+    draws its values after the cases before it, from the same stream)."""
     def one(i):
         def make(rng):
             cases = cases_of_rng(rng)
             if len(cases) != len(spec):
                 raise RuntimeError(f"internal: {len(cases)} cases for {len(spec)} names")
-            return {"cases": [cases[i]]}
+            return cases[i]
         return make
     return Cases([Case(name, props, one(i)) for i, (name, props) in enumerate(spec)])
 
 
-def _cmp(what, got, expected, hint="", oracle="PyTorch"):
+def _cmp(what, got, expected, tol=TOL, hint="", oracle="PyTorch"):
     """``compare`` with the error of an all-zero expected array taken relative to ZERO_FLOOR."""
     e = np.asarray(expected, dtype=np.float64)
     if e.size and float(np.max(np.abs(e))) < ZERO_FLOOR and got is not None:
@@ -97,13 +67,13 @@ def _cmp(what, got, expected, hint="", oracle="PyTorch"):
             g = None
         if g is not None and g.shape == e.shape and np.all(np.isfinite(g)):
             err = float(np.max(np.abs(g - e))) / ZERO_FLOOR
-            if err > TOL:
+            if err > tol:
                 idx = np.unravel_index(int(np.argmax(np.abs(g - e))), e.shape)
                 fail(f"{what}: {oracle} gives {'exactly 0' if not np.any(e) else 'almost 0'} everywhere "
                      f"(largest |entry| {np.max(np.abs(e)):.1e}), yours has {g[idx]:.6g} at index "
                      f"{tuple(int(i) for i in idx)}" + (f". Hint: {hint}" if hint else ""))
             return err
-    return compare(what, got, expected, tol=TOL, hint=hint, oracle=oracle)
+    return compare(what, got, expected, tol=tol, hint=hint, oracle=oracle)
 
 
 def _random_mask(rng, shape, single_rows=0.0):
@@ -224,54 +194,14 @@ def _att_oracle(case):
 
 
 def _att_args(case):
-    return [_copy(case["q"]), _copy(case["k"]), _copy(case["v"]), _copy(case["mask"])]
+    return [case["q"], case["k"], case["v"], case["mask"]]
 
 
-def _att_forward_probe(fns, inp):
-    outs = {}
-    for k, case in enumerate(inp["cases"]):
-        out, _cache = call(fns[0], "attention_forward", *_att_args(case), returns=2)
-        outs[f"c{k}"] = {"out": _out("out", out)}
-    return outs
-
-
-def _att_forward_judge(inp, out):
-    worst = 0.0
-    for k, case in enumerate(inp["cases"]):
-        worst = max(worst, _cmp("out from attention_forward" + _where(inp, k), out[f"c{k}"]["out"],
-                                _att_oracle(case)["out"], hint=ATT_HINTS["out"]))
-    return (f"out matches torch.nn.functional.scaled_dot_product_attention (relative error "
-            f"{worst:.1e} <= {TOL:.0e})")
-
-
-register("attention_forward", ("attention_forward",), _att_inputs(True), _att_forward_probe,
-         _att_forward_judge, doc="attention_forward: out against PyTorch's scaled_dot_product_attention")
-
-
-def _att_backward_probe(fns, inp):
-    outs = {}
-    for k, case in enumerate(inp["cases"]):
-        _o, cache = call(fns[0], "attention_forward", *_att_args(case), returns=2)
-        grads = call(fns[1], "attention_backward", case["dout"].copy(), cache, returns=3)
-        outs[f"c{k}"] = {g: _out(g, v) for g, v in zip(("dq", "dk", "dv"), grads)}
-    return outs
-
-
-def _att_grad_judge(g):
-    def judge(inp, out):
-        worst = 0.0
-        for k, case in enumerate(inp["cases"]):
-            worst = max(worst, _cmp(f"{g} from attention_backward" + _where(inp, k), out[f"c{k}"][g],
-                                    _att_oracle(case)[g], hint=ATT_HINTS[g], oracle="PyTorch autograd"))
-        return (f"{g} matches the autograd of scaled_dot_product_attention (relative error "
-                f"{worst:.1e} <= {TOL:.0e})")
-    return judge
-
-
-for _g in ("dq", "dk", "dv"):
-    register(f"attention_backward.{_g}", ("attention_forward", "attention_backward"), _att_inputs(False),
-             _att_backward_probe, _att_grad_judge(_g),
-             doc=f"attention_backward: {_g} against PyTorch autograd")
+layer("attention_forward", "attention_backward", _att_inputs(True), _att_oracle, args=_att_args,
+      grads=("dq", "dk", "dv"), backward_cases=_att_inputs(False), hints=ATT_HINTS, where=_where, compare_with=_cmp,
+      forward_says_oracle="torch.nn.functional.scaled_dot_product_attention",
+      grad_says_oracle="the autograd of scaled_dot_product_attention",
+      forward_doc="{fn}: out against PyTorch's scaled_dot_product_attention")
 
 
 # =========================================================================== multi-head attention
@@ -373,54 +303,10 @@ def _mha_args(case):
     return args + [case["num_heads"], _copy(case["mask"])]
 
 
-def _mha_forward_probe(fns, inp):
-    outs = {}
-    for k, case in enumerate(inp["cases"]):
-        out, _cache = call(fns[0], "multi_head_attention_forward", *_mha_args(case), returns=2)
-        outs[f"c{k}"] = {"out": _out("out", out)}
-    return outs
-
-
-def _mha_forward_judge(inp, out):
-    worst = 0.0
-    for k, case in enumerate(inp["cases"]):
-        worst = max(worst, _cmp("out from multi_head_attention_forward" + _where(inp, k), out[f"c{k}"]["out"],
-                                _mha_oracle(case)["out"], hint=MHA_HINTS["out"]))
-    return f"out matches multi-head attention in torch ops (relative error {worst:.1e} <= {TOL:.0e})"
-
-
-register("multi_head_attention_forward", ("multi_head_attention_forward",), _mha_inputs, _mha_forward_probe,
-         _mha_forward_judge, doc="multi_head_attention_forward: out against torch ops")
-
-
-def _mha_backward_probe(fns, inp):
-    outs = {}
-    for k, case in enumerate(inp["cases"]):
-        _o, cache = call(fns[0], "multi_head_attention_forward", *_mha_args(case), returns=2)
-        grads = call(fns[1], "multi_head_attention_backward", case["dout"].copy(), cache, returns=6)
-        outs[f"c{k}"] = {g: _out(g, v) for g, v in zip(MHA_GRADS, grads)}
-    return outs
-
-
-def _mha_grad_judge(names):
-    def judge(inp, out):
-        worst = 0.0
-        for k, case in enumerate(inp["cases"]):
-            e = _mha_oracle(case)
-            for g in names:
-                worst = max(worst, _cmp(f"{g} from multi_head_attention_backward" + _where(inp, k),
-                                        out[f"c{k}"][g], e[g], hint=MHA_HINTS[g], oracle="PyTorch autograd"))
-        return (f"{', '.join(names)} match{'es' if len(names) == 1 else ''} PyTorch autograd "
-                f"(relative error {worst:.1e} <= {TOL:.0e})")
-    return judge
-
-
 MHA_GROUPS = {"dx_q": ("dx_q",), "dx_kv": ("dx_kv",), "dW_qkv": ("dWq", "dWk", "dWv"), "dWo": ("dWo",)}
-for _name, _gs in MHA_GROUPS.items():
-    register(f"multi_head_attention_backward.{_name}",
-             ("multi_head_attention_forward", "multi_head_attention_backward"), _mha_inputs,
-             _mha_backward_probe, _mha_grad_judge(_gs),
-             doc=f"multi_head_attention_backward: {', '.join(_gs)} against PyTorch autograd")
+layer("multi_head_attention_forward", "multi_head_attention_backward", _mha_inputs, _mha_oracle, args=_mha_args,
+      copy_args=False, grads=MHA_GRADS, groups=MHA_GROUPS, hints=MHA_HINTS, where=_where, compare_with=_cmp,
+      forward_says_oracle="multi-head attention in torch ops", forward_doc="{fn}: out against torch ops")
 
 
 # =========================================================================== positional encoding
@@ -453,27 +339,16 @@ def _pe_oracle(T, D):
     return pe.numpy()
 
 
-def _pe_probe(fns, inp):
-    outs = {}
-    for k, case in enumerate(inp["cases"]):
-        outs[f"c{k}"] = {"pe": _out("pe", call(fns[0], "positional_encoding", case["T"], case["D"]))}
-    return outs
+def _pe_probe(fns, case):
+    return {"pe": _out("pe", call(fns[0], "positional_encoding", case["T"], case["D"]))}
 
 
-def _pe_judge(inp, out):
-    worst = 0.0
-    for k, case in enumerate(inp["cases"]):
-        worst = max(worst, compare(f"pe from positional_encoding" + _where(inp, k), out[f"c{k}"]["pe"],
-                                   _pe_oracle(case["T"], case["D"]), tol=TOL, oracle="the formula",
-                                   hint="pe[t, 2i] = sin(t / 10000^(2i/D)) and pe[t, 2i+1] = cos(t / 10000^(2i/D)): "
-                                        "even columns sine, odd columns cosine, the PAIR index i in the exponent "
-                                        "(columns 2i and 2i+1 share a frequency), positions t = 0 .. T-1; for odd D "
-                                        "the last column is a sine"))
-    return f"pe matches the sinusoid formula (relative error {worst:.1e} <= {TOL:.0e})"
-
-
-register("positional_encoding", ("positional_encoding",), _pe_inputs, _pe_probe, _pe_judge,
-         doc="positional_encoding: against the formula in torch")
+values("positional_encoding", ("positional_encoding",), _pe_inputs, _pe_probe,
+       lambda case: {"pe": _pe_oracle(case["T"], case["D"])}, ("pe",), where=_where, oracle_name="the formula",
+       says_oracle="the sinusoid formula", tol=TOL, doc="positional_encoding: against the formula in torch",
+       hints={"pe": "pe[t, 2i] = sin(t / 10000^(2i/D)) and pe[t, 2i+1] = cos(t / 10000^(2i/D)): even columns "
+                    "sine, odd columns cosine, the PAIR index i in the exponent (columns 2i and 2i+1 share a "
+                    "frequency), positions t = 0 .. T-1; for odd D the last column is a sine"})
 
 
 # =========================================================================== transformer block
@@ -564,64 +439,29 @@ def _block_oracle(case):
 
 
 def _block_args(case):
-    return [_copy(case["x"]), _copy(case["params"]), case["num_heads"], _copy(case["mask"])]
+    return [case["x"], case["params"], case["num_heads"], case["mask"]]
 
 
-def _block_forward_probe(fns, inp):
-    outs = {}
-    for k, case in enumerate(inp["cases"]):
-        out, _cache = call(fns[0], "transformer_block_forward", *_block_args(case), returns=2)
-        outs[f"c{k}"] = {"out": _out("out", out)}
-    return outs
+_BLOCK = layer("transformer_block_forward", None, _block_inputs, _block_oracle, args=_block_args,
+               hints=BLOCK_HINTS, where=_where, compare_with=_cmp,
+               forward_says_oracle="the pre-LN block in torch ops", forward_doc="{fn}: out against torch ops")
 
 
-def _block_forward_judge(inp, out):
-    worst = 0.0
-    for k, case in enumerate(inp["cases"]):
-        worst = max(worst, _cmp("out from transformer_block_forward" + _where(inp, k), out[f"c{k}"]["out"],
-                                _block_oracle(case)["out"], hint=BLOCK_HINTS["out"]))
-    return f"out matches the pre-LN block in torch ops (relative error {worst:.1e} <= {TOL:.0e})"
+def _block_backward_probe(fns, case):
+    _o, cache = call(fns[0], "transformer_block_forward", *_copy(_block_args(case)), returns=2)
+    dx, grads = call(fns[1], "transformer_block_backward", case["dout"].copy(), cache, returns=2)
+    if not isinstance(grads, dict):
+        raise CheckFailed("transformer_block_backward must return (dx, grads) with grads a dict keyed like "
+                          f"params; its second value is a {type(grads).__name__}")
+    return {"dx": _out("dx", dx), "grads": {str(key): _out(f"grads[{key!r}]", v) for key, v in grads.items()}}
 
 
-register("transformer_block_forward", ("transformer_block_forward",), _block_inputs, _block_forward_probe,
-         _block_forward_judge, doc="transformer_block_forward: out against torch ops")
-
-
-def _block_backward_probe(fns, inp):
-    outs = {}
-    for k, case in enumerate(inp["cases"]):
-        _o, cache = call(fns[0], "transformer_block_forward", *_block_args(case), returns=2)
-        dx, grads = call(fns[1], "transformer_block_backward", case["dout"].copy(), cache, returns=2)
-        if not isinstance(grads, dict):
-            raise CheckFailed("transformer_block_backward must return (dx, grads) with grads a dict keyed like "
-                              f"params; its second value is a {type(grads).__name__}")
-        outs[f"c{k}"] = {"dx": _out("dx", dx),
-                         "grads": {str(key): _out(f"grads[{key!r}]", v) for key, v in grads.items()}}
-    return outs
-
-
-def _block_grad_judge(group):
-    def judge(inp, out):
-        worst = 0.0
-        for k, case in enumerate(inp["cases"]):
-            e = _block_oracle(case)
-            o = out[f"c{k}"]
-            where = _where(inp, k)
-            if group == "dx":
-                worst = max(worst, _cmp("dx from transformer_block_backward" + where, o["dx"], e["dx"],
-                                        hint=BLOCK_HINTS["dx"], oracle="PyTorch autograd"))
-                continue
-            for key in BLOCK_GROUPS[group]:
-                if key not in o["grads"]:
-                    fail(f"grads from transformer_block_backward has no key {key!r}; it has {sorted(o['grads'])}")
-                worst = max(worst, _cmp(f"grads[{key!r}] from transformer_block_backward" + where,
-                                        o["grads"][key], e[key], hint=_block_hint(key), oracle="PyTorch autograd"))
-        what = "dx" if group == "dx" else ", ".join(BLOCK_GROUPS[group])
-        return f"{what} match{'es' if group == 'dx' else ''} PyTorch autograd (relative error {worst:.1e} <= {TOL:.0e})"
-    return judge
-
-
-for _name in ("dx", "dattn", "dffn", "dln"):
-    register(f"transformer_block_backward.{_name}", ("transformer_block_forward", "transformer_block_backward"),
-             _block_inputs, _block_backward_probe, _block_grad_judge(_name),
-             doc=f"transformer_block_backward: {_name} against PyTorch autograd")
+_BLOCK_FNS = ("transformer_block_forward", "transformer_block_backward")
+_AUTOGRAD = dict(fn="transformer_block_backward", oracle_name="PyTorch autograd", where=_where, compare_with=_cmp)
+values("transformer_block_backward.dx", _BLOCK_FNS, _block_inputs, _block_backward_probe, _block_oracle, ("dx",),
+       hints=BLOCK_HINTS, doc="transformer_block_backward: dx against PyTorch autograd", **_AUTOGRAD)
+for _name, _keys in BLOCK_GROUPS.items():
+    values(f"transformer_block_backward.{_name}", _BLOCK_FNS, _block_inputs, _block_backward_probe, _block_oracle,
+           _keys, within="grads", label="grads[{key!r}] from {fn}", hints=_block_hint,
+           missing="grads from {fn} has no key {key!r}; it has {have}",
+           doc=f"transformer_block_backward: {_name} against PyTorch autograd", **_AUTOGRAD)
