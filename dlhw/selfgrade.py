@@ -15,7 +15,8 @@ import textwrap
 from pathlib import Path
 from typing import Optional
 
-HIDDEN_NOTE = "Hidden tests with other shapes and seeds run at grading time."
+from dlhw.checks.core import HIDDEN_NOTE
+
 # set in the kernel that runs the notebook: a `!python -m dlhw check` cell saved in the
 # notebook would otherwise start the check again, inside itself, without end
 NESTED = "DLHW_CHECK_RUNNING"

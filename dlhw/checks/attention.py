@@ -462,6 +462,6 @@ values("transformer_block_backward.dx", _BLOCK_FNS, _block_inputs, _block_backwa
        hints=BLOCK_HINTS, doc="transformer_block_backward: dx against PyTorch autograd", **_AUTOGRAD)
 for _name, _keys in BLOCK_GROUPS.items():
     values(f"transformer_block_backward.{_name}", _BLOCK_FNS, _block_inputs, _block_backward_probe, _block_oracle,
-           _keys, within="grads", label="grads[{key!r}] from {fn}", hints=_block_hint,
+           _keys, within="grads", label="grads[{key!r}] from {fn}", hints=lambda key, inp, out: _block_hint(key),
            missing="grads from {fn} has no key {key!r}; it has {have}",
            doc=f"transformer_block_backward: {_name} against PyTorch autograd", **_AUTOGRAD)

@@ -26,12 +26,7 @@ import numpy as np
 
 from dlhw.checks.core import Case, Cases, call, compare, fail, register
 from dlhw.checks.helpers import torch as _torch
-
-
-def _scalar(what, got, expected, hint, tol=1e-9):
-    if np.ndim(got) != 0 and np.size(got) != 1:
-        fail(f"{what} should be a single number; got an array of shape {np.shape(got)}")
-    return compare(what, np.reshape(np.asarray(got, dtype=np.float64), ()), expected, tol=tol, hint=hint)
+from dlhw.checks.spec import loss
 
 
 # =========================================================================== numerical_gradient
@@ -310,7 +305,7 @@ def _logistic_oracle(inp):
     loss = (torch.nn.functional.binary_cross_entropy_with_logits(torch.tensor(inp["X"]) @ w, torch.tensor(inp["t"]))
             + 0.5 * inp["l2"] * (w * w).sum())
     loss.backward()
-    return loss.item(), w.grad.numpy()
+    return {"loss": np.asarray(loss.item()), "grad": w.grad.numpy()}
 
 
 def _logistic_probe(fns, inp):
@@ -319,16 +314,12 @@ def _logistic_probe(fns, inp):
     return {"loss": np.asarray(loss, dtype=np.float64), "grad": grad}
 
 
-register("logistic_loss.loss", ("logistic_loss",), _logistic_inputs, _logistic_probe,
-         lambda i, o: "loss matches PyTorch's binary_cross_entropy_with_logits + (l2/2)||w||^2 (relative error %.1e)"
-         % _scalar("the loss from logistic_loss", o["loss"], _logistic_oracle(i)[0],
-                   "mean over the N examples of -[t log h + (1 - t) log(1 - h)], plus (l2/2) ||w||^2. Some tests "
-                   "use logits of ~1e3, where log(sigmoid(z)) is log(0): compute log(1 + exp(z)) - t z with "
-                   "np.logaddexp(0, z) instead"))
-register("logistic_loss.grad", ("logistic_loss",), _logistic_inputs, _logistic_probe,
-         lambda i, o: "gradient matches PyTorch autograd (relative error %.1e)" % compare(
-             "grad from logistic_loss", o["grad"], _logistic_oracle(i)[1], oracle="PyTorch autograd",
-             hint="grad = X^T (h - t) / N + l2 w with h = sigmoid(X w)"))
+loss("logistic_loss", _logistic_inputs, _logistic_probe, _logistic_oracle, grad="grad", grad_check="grad",
+     grad_says="gradient", oracle_says="PyTorch's binary_cross_entropy_with_logits + (l2/2)||w||^2", why=None,
+     hints={"loss": "mean over the N examples of -[t log h + (1 - t) log(1 - h)], plus (l2/2) ||w||^2. Some tests "
+                    "use logits of ~1e3, where log(sigmoid(z)) is log(0): compute log(1 + exp(z)) - t z with "
+                    "np.logaddexp(0, z) instead",
+            "grad": "grad = X^T (h - t) / N + l2 w with h = sigmoid(X w)"})
 
 
 # =========================================================================== softmax regression
@@ -375,7 +366,7 @@ def _softmax_oracle(inp):
     loss = (torch.nn.functional.cross_entropy(torch.tensor(inp["X"]) @ W, torch.tensor(inp["y"]))
             + 0.5 * inp["l2"] * (W * W).sum())
     loss.backward()
-    return loss.item(), W.grad.numpy()
+    return {"loss": np.asarray(loss.item()), "dW": W.grad.numpy()}
 
 
 def _softmax_probe(fns, inp):
@@ -394,7 +385,7 @@ def _softmax_loss_hint(inp, out):
         return hint
     if loss.size != 1 or np.isfinite(loss).all():
         return hint
-    expected = _softmax_oracle(inp)[1]
+    expected = _softmax_oracle(inp)["dW"]
     if dW.shape == expected.shape and np.isfinite(dW).all() and np.allclose(dW, expected, rtol=1e-6, atol=1e-12):
         return ("your probabilities are right (dW matches), but with scores of ~1e3 the small ones underflow "
                 "to 0 and log(0) = -inf: use log-sum-exp, never the log of a probability: log softmax(s) "
@@ -402,15 +393,11 @@ def _softmax_loss_hint(inp, out):
     return hint + "; then take the log with log-sum-exp, never the log of a probability"
 
 
-register("softmax_regression_loss.loss", ("softmax_regression_loss",), _softmax_inputs, _softmax_probe,
-         lambda i, o: "loss matches PyTorch's cross_entropy + (l2/2)||W||^2 (relative error %.1e)"
-         % _scalar("the loss from softmax_regression_loss", o["loss"], _softmax_oracle(i)[0],
-                   _softmax_loss_hint(i, o)))
-register("softmax_regression_loss.grad", ("softmax_regression_loss",), _softmax_inputs, _softmax_probe,
-         lambda i, o: "dW matches PyTorch autograd (relative error %.1e)" % compare(
-             "dW from softmax_regression_loss", o["dW"], _softmax_oracle(i)[1], oracle="PyTorch autograd",
-             hint="dW = X^T (P - Y) / N + l2 W, P the softmax probabilities, Y the one-hot labels; "
-                  "compute P from the max-shifted scores"))
+loss("softmax_regression_loss", _softmax_inputs, _softmax_probe, _softmax_oracle, grad="dW", grad_check="grad",
+     oracle_says="PyTorch's cross_entropy + (l2/2)||W||^2", why=None,
+     hints={"loss": _softmax_loss_hint,
+            "dW": "dW = X^T (P - Y) / N + l2 W, P the softmax probabilities, Y the one-hot labels; compute P "
+                  "from the max-shifted scores"})
 
 
 # =========================================================================== minibatch SGD

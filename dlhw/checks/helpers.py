@@ -5,7 +5,7 @@ a student's function may modify any array it is given, even one inside a dict or
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -51,8 +51,9 @@ def as_float_array(what: str, x) -> np.ndarray:
         fail(f"{what} should be a numpy array of numbers; got {type(x).__name__}")
 
 
-def scalar(what: str, got, why: str = "the mean over the batch") -> np.ndarray:
+def scalar(what: str, got, why: Optional[str] = "the mean over the batch") -> np.ndarray:
     """``got`` as a 0-d array, or a failure: a loss is one number (``why`` says which)."""
     if np.ndim(got) != 0 and np.size(got) != 1:
-        fail(f"{what} should be a single number ({why}); got an array of shape {np.shape(got)}")
+        fail(f"{what} should be a single number{f' ({why})' if why else ''}; got an array of shape "
+             f"{np.shape(got)}")
     return np.reshape(got, ())

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlhw.checks.core import Case, Cases, CheckFailed, call, compare, register
+from dlhw.checks.core import Case, Cases, CheckFailed, call, compare
 from dlhw.checks.helpers import scalar, sizes, torch as _torch
-from dlhw.checks.spec import torch_layer, values
+from dlhw.checks.spec import loss, torch_layer, values
 
 
 
@@ -154,11 +154,6 @@ def _probe_loss(name):
     return probe
 
 
-def _compare_scalar(what, got, expected, tol=1e-9, hint="", oracle="PyTorch"):
-    """compare() for a loss: one number (the mean over the batch), then its value."""
-    return compare(what, scalar(what, got), expected, tol=tol, hint=hint, oracle=oracle)
-
-
 def _softmax_loss_hint(inp, out):
     """The hint for a wrong loss: an infinite loss with a right dx took the log of a probability."""
     hint = "subtract each row's max before exp (logits may be ~1e3), average over the batch"
@@ -178,25 +173,9 @@ def _softmax_loss_hint(inp, out):
     return hint + "; then take the log with log-sum-exp, never the log of a probability"
 
 
-def _losses(fn, cases, oracle, oracle_says, hints):
-    """``FN.loss`` (one number, against ``oracle``) and ``FN.dx`` (against autograd), from one call."""
-    probe = _probe_loss(fn)
-    loss_hint = hints["loss"]
-    if callable(loss_hint):     # a hint that depends on the outputs: a judge of its own
-        def judge(inp, out):
-            return "loss matches %s (relative error %.1e)" % (oracle_says, _compare_scalar(
-                f"the loss from {fn}", out["loss"], oracle(inp)["loss"], hint=loss_hint(inp, out)))
-        register(f"{fn}.loss", (fn,), cases, probe, judge)
-    else:
-        values(f"{fn}.loss", (fn,), cases, probe, oracle, ("loss",), label="the loss from {fn}",
-               compare_with=_compare_scalar, hints=hints, says="loss matches " + oracle_says
-               + " (relative error {err:.1e})")
-    values(f"{fn}.dx", (fn,), cases, probe, oracle, ("dx",), hints=hints, oracle_name="PyTorch autograd",
-           says="dx matches PyTorch autograd (relative error {err:.1e})")
-
-
-_losses("softmax_loss", _LOSS_CASES, _cross_entropy_oracle, "PyTorch's cross_entropy",
-        {"loss": _softmax_loss_hint, "dx": "dx = (softmax(x) - one_hot(y)) / N"})
+loss("softmax_loss", _LOSS_CASES, _probe_loss("softmax_loss"), _cross_entropy_oracle, grad="dx", grad_check="dx",
+     oracle_says="PyTorch's cross_entropy",
+     hints={"loss": _softmax_loss_hint, "dx": "dx = (softmax(x) - one_hot(y)) / N"})
 
 
 def _mse_make(rng):
@@ -205,9 +184,10 @@ def _mse_make(rng):
 
 
 _MSE_CASES = Cases([Case("(N, D) batch", {"2-D x"}, _mse_make)])
-_losses("mse_loss", _MSE_CASES, _mse_oracle, "PyTorch's mse_loss",
-        {"loss": "the mean of (x - y)^2 over all N * D entries, like torch.nn.functional.mse_loss",
-         "dx": "d/dx mean((x - y)^2) = 2 (x - y) / (N * D)"})
+loss("mse_loss", _MSE_CASES, _probe_loss("mse_loss"), _mse_oracle, grad="dx", grad_check="dx",
+     oracle_says="PyTorch's mse_loss",
+     hints={"loss": "the mean of (x - y)^2 over all N * D entries, like torch.nn.functional.mse_loss",
+            "dx": "d/dx mean((x - y)^2) = 2 (x - y) / (N * D)"})
 
 
 # --------------------------------------------------------------------------- two-layer net
@@ -241,6 +221,10 @@ def _net_probe(fns, inp):
     return {"loss": np.asarray(loss, dtype=np.float64), "grads": {k: np.asarray(v) for k, v in grads.items()}}
 
 
+def _compare_scalar(what, got, expected, tol=1e-9, hint="", oracle="PyTorch"):
+    return compare(what, scalar(what, got), expected, tol=tol, hint=hint, oracle=oracle)
+
+
 values("two_layer_net.loss", ("two_layer_net",), _NET_CASES, _net_probe, _net_oracle, ("loss",),
        label="the loss from {fn}", compare_with=_compare_scalar, says="loss matches PyTorch (relative error {err:.1e})",
        hints={"loss": "data loss (mean softmax cross-entropy) + 0.5 * reg * (sum W1^2 + sum W2^2); biases are "
@@ -248,5 +232,5 @@ values("two_layer_net.loss", ("two_layer_net",), _NET_CASES, _net_probe, _net_or
 values("two_layer_net.grads", ("two_layer_net",), _NET_CASES, _net_probe, _net_oracle, ("W1", "b1", "W2", "b2"),
        within="grads", label="grads[{key!r}] from {fn}", oracle_name="PyTorch autograd",
        missing="grads has no key {key!r}; it has {have}",
-       hints=lambda key: "the regularization adds reg * W to dW (the loss has 0.5 * reg * ||W||^2)",
+       hints=lambda key, inp, out: "the regularization adds reg * W to dW (the loss has 0.5 * reg * ||W||^2)",
        says="every gradient matches PyTorch autograd (largest relative error {err:.1e})")

@@ -10,45 +10,53 @@ A declared check names
 * the values it grades (one output, one gradient, or a group of gradients graded together);
 * its hints (per value), its tolerance and how its verdict names the oracle.
 
-Two forms cover the course:
+These forms cover the course:
 
 :func:`values`
-    any graded function(s) whose probe returns named values: losses (``softmax_loss.loss`` and
-    ``softmax_loss.dx`` from one call), optimizers and schedules, the autodiff engine's
-    operations, the training loop;
+    any graded function(s) whose probe returns named values (a network's loss and its gradients,
+    positional encodings, a transformer block's parameter gradients);
+:func:`loss`
+    a loss function's value and its gradient from one call (``softmax_loss.loss`` and
+    ``softmax_loss.dx``);
 :func:`layer`
     a forward/backward pair with a cache, the contract of every layer of 02-08 (affine,
     convolution, normalization, recurrent steps and sequences, attention): the forward's check
     per output and one check per gradient group, ``NAME_backward.GROUP``, so that partial work
-    earns partial credit.
+    earns partial credit (:func:`torch_layer`: the same, its oracle a torch function and autograd);
+:func:`port`
+    a torch port of an earlier layer (09), graded by the very checks of the numpy layer it
+    ports, with their cases and oracles, through adapters (torch_ports.py).
 
-The torch ports of 09 are graded by the checks of the numpy layers they port, through adapters
-(torch_ports.py). Checks whose judgement is not a comparison of values (a distribution's
-statistics, the side effects of a call, a replayed training loop) keep a judge of their own
-and use :func:`dlhw.checks.core.register` with the same cases.
+Checks whose judgement is not a comparison of values (a distribution's statistics, the side
+effects of a call, a replayed training loop, an update rule's trajectory with its slips named)
+keep a judge of their own and use :func:`dlhw.checks.core.register` with the same cases.
 """
 from __future__ import annotations
 
+import re
 from typing import Callable, Dict, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from dlhw.checks.core import Cases, CheckFailed, as_wire_array, call, compare, fail, register
-from dlhw.checks.helpers import deep_copy, torch as _torch
+from dlhw.checks.core import Cases, CheckFailed, NotImplementedYet, as_wire_array, call, compare, fail, get, register
+from dlhw.checks.helpers import deep_copy, scalar, torch as _torch
 
-__all__ = ["values", "layer", "torch_layer", "Layer", "judge_values", "autograd_oracle", "SAYS", "GRAD_SAYS"]
+__all__ = ["values", "loss", "layer", "torch_layer", "port", "Layer", "judge_values", "autograd_oracle", "SAYS", "GRAD_SAYS"]
 
 # How a verdict reads: "dx matches PyTorch autograd (relative error 3.1e-16 <= 1e-09)".
 SAYS = "{keys} match{es} {oracle} (relative error {err:.1e} <= {tol:.0e})"
 GRAD_SAYS = SAYS
 
-Hints = Union[Mapping[str, str], Callable[[str], str], None]
+# per value: a dict {key: hint}, or hints(key, inputs, outputs) -> hint (a hint that depends on
+# what the student's function returned: "your dx is right, so the loss took log(0)")
+Hints = Union[Mapping[str, Union[str, Callable[[dict, dict], str]]], Callable[[str, dict, dict], str], None]
 
 
-def _hint(hints: Hints, key: str) -> str:
+def _hint(hints: Hints, key: str, inp: Optional[dict] = None, out: Optional[dict] = None) -> str:
     if hints is None:
         return ""
-    return hints(key) if callable(hints) else hints.get(key, "")
+    hint = hints(key, inp, out) if callable(hints) else hints.get(key, "")
+    return hint(inp, out) if callable(hint) else hint
 
 
 def judge_values(keys: Sequence[str], oracle: Callable[[dict], dict], fn: str, *,
@@ -79,7 +87,7 @@ def judge_values(keys: Sequence[str], oracle: Callable[[dict], dict], fn: str, *
             if missing is not None and key not in got_all:
                 fail(missing.format(key=key, fn=fn, have=sorted(got_all)))
             worst = max(worst, compare_with(label.format(key=key, fn=fn) + suffix, got_all[key], expected[key], tol=tol,
-                                            hint=_hint(hints, key), oracle=oracle_name))
+                                            hint=_hint(hints, key, inp, out), oracle=oracle_name))
         return says.format(keys=", ".join(shown.get(k, k) for k in keys), es="es" if len(keys) == 1 else "",
                            oracle=oracle_name if says_oracle is None else says_oracle, err=worst, tol=tol)
     return judge
@@ -92,6 +100,22 @@ def values(name: str, functions: Sequence[str], cases: Cases, probe: Callable[[t
     :func:`judge_values` for ``judging``: label, hints, tol, oracle_name, says, ...)."""
     fn = judging.pop("fn", functions[-1])
     return register(name, tuple(functions), cases, probe, judge_values(keys, oracle, fn, **judging), doc=doc)
+
+
+def loss(fn: str, cases: Cases, probe: Callable[[tuple, dict], dict], oracle: Callable[[dict], dict], *,
+         grad: str, grad_check: str, oracle_says: str, hints: Hints, grad_says: Optional[str] = None,
+         why: Optional[str] = "the mean over the batch", doc: str = "") -> None:
+    """``FN.loss`` and ``FN.GRAD_CHECK``: a loss function's value (one number) and its gradient
+    (the output ``grad``), both from one call of ``probe``, against ``oracle(case) -> {"loss", grad}``
+    (PyTorch's loss, and its autograd). ``why`` says what the single number is."""
+    def compare_scalar(what, got, expected, tol=1e-9, hint="", oracle="PyTorch"):
+        return compare(what, scalar(what, got, why), expected, tol=tol, hint=hint, oracle=oracle)
+
+    values(f"{fn}.loss", (fn,), cases, probe, oracle, ("loss",), label="the loss from {fn}",
+           compare_with=compare_scalar, hints=hints, says=f"loss matches {oracle_says} (relative error {{err:.1e}})",
+           doc=doc)
+    values(f"{fn}.{grad_check}", (fn,), cases, probe, oracle, (grad,), hints=hints, oracle_name="PyTorch autograd",
+           says=(grad_says or grad) + " matches PyTorch autograd (relative error {err:.1e})", doc=doc)
 
 
 def autograd_oracle(torch_fn: Callable, grads: Sequence[str] = (), diff: Optional[Sequence[int]] = None,
@@ -251,3 +275,45 @@ def torch_layer(name: str, cases: Cases, torch_fn: Callable, grads: Sequence[str
                  forward_label="{fn}'s output", shown={"out": "output"},
                  forward_doc="{fn}: the output against PyTorch", grad_doc="{fn}: {keys} against PyTorch autograd",
                  **declared)
+
+
+def port(check_name: str, fn_name: str, subs: Sequence[str], adapters: Callable,
+                  renames: Dict[str, str], doc: str = "") -> None:
+    """Register ``check_name``: the earlier checks ``subs`` run on ``fn_name`` through ``adapters``.
+
+    adapters(student_fn, fn_name, sub_check_name) -> {numpy-contract name: function}
+    renames  {numpy name: what to call it in messages}, e.g. the backward -> "autograd through ..."
+    """
+    # one pass, longest names first, so that a replacement is never renamed again
+    pattern = re.compile(r"\b(" + "|".join(re.escape(k) for k in sorted(renames, key=len, reverse=True)) + r")\b")
+
+    def rename(text: str) -> str:
+        return pattern.sub(lambda m: renames[m.group(1)], text)
+
+    def inputs(rng, hidden):
+        return {s: get(s).inputs(rng, hidden) for s in subs}
+    inputs.case_parts = tuple(subs)     # the fixed cases are the earlier checks' (core.case_listing)
+
+    def probe(fns, inp):
+        out = {}
+        for s in subs:
+            sub = get(s)
+            table = adapters(fns[0], fn_name, s)
+            try:
+                out[s] = sub.probe(tuple(table[f] for f in sub.functions), inp[s])
+            except NotImplementedYet as exc:
+                raise NotImplementedYet(rename(str(exc))) from None
+            except CheckFailed as exc:
+                raise CheckFailed(rename(str(exc))) from None
+        return out
+
+    def judge(inp, out):
+        verdicts = []
+        for s in subs:
+            try:
+                verdicts.append(get(s).judge(inp[s], out[s]) or "correct")
+            except CheckFailed as exc:
+                raise CheckFailed(rename(str(exc))) from None
+        return rename("; ".join(verdicts))
+
+    register(check_name, (fn_name,), inputs, probe, judge, doc=doc or f"{fn_name}: {', '.join(subs)}")

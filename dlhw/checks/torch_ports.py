@@ -21,14 +21,14 @@ examples, so the last batch is short), the learning rate, momentum and weight de
 """
 from __future__ import annotations
 
-import re
-from typing import Callable, Dict, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from dlhw.checks import attention, convolution, layers, normalization, recurrent  # noqa: F401  (they register the checks reused here)
-from dlhw.checks.core import Case, Cases, CheckFailed, NotImplementedYet, call, compare, fail, get, register
+from dlhw.checks.core import Case, Cases, CheckFailed, call, compare, fail, register
 from dlhw.checks.helpers import ri as _ri, torch as _torch
+from dlhw.checks.spec import port
 
 TOL = 1e-9
 
@@ -164,81 +164,39 @@ def _attention_adapters(fn: Callable, name: str, sub: str) -> dict:
     return {"attention_forward": attention_forward, "attention_backward": attention_backward}
 
 
-def register_port(check_name: str, fn_name: str, subs: Sequence[str], adapters: Callable,
-                  renames: Dict[str, str], doc: str = "") -> None:
-    """Register ``check_name``: the earlier checks ``subs`` run on ``fn_name`` through ``adapters``.
-
-    adapters(student_fn, fn_name, sub_check_name) -> {numpy-contract name: function}
-    renames  {numpy name: what to call it in messages}, e.g. the backward -> "autograd through ..."
-    """
-    # one pass, longest names first, so that a replacement is never renamed again
-    pattern = re.compile(r"\b(" + "|".join(re.escape(k) for k in sorted(renames, key=len, reverse=True)) + r")\b")
-
-    def rename(text: str) -> str:
-        return pattern.sub(lambda m: renames[m.group(1)], text)
-
-    def inputs(rng, hidden):
-        return {s: get(s).inputs(rng, hidden) for s in subs}
-    inputs.case_parts = tuple(subs)     # the fixed cases are the earlier checks' (core.case_listing)
-
-    def probe(fns, inp):
-        out = {}
-        for s in subs:
-            sub = get(s)
-            table = adapters(fns[0], fn_name, s)
-            try:
-                out[s] = sub.probe(tuple(table[f] for f in sub.functions), inp[s])
-            except NotImplementedYet as exc:
-                raise NotImplementedYet(rename(str(exc))) from None
-            except CheckFailed as exc:
-                raise CheckFailed(rename(str(exc))) from None
-        return out
-
-    def judge(inp, out):
-        verdicts = []
-        for s in subs:
-            try:
-                verdicts.append(get(s).judge(inp[s], out[s]) or "correct")
-            except CheckFailed as exc:
-                raise CheckFailed(rename(str(exc))) from None
-        return rename("; ".join(verdicts))
-
-    register(check_name, (fn_name,), inputs, probe, judge, doc=doc or f"{fn_name}: {', '.join(subs)}")
-
-
 def _renames(forward: str, backward: str, port: str) -> dict:
     return {backward: f"autograd through {port}", forward: port}
 
 
-register_port("softmax_loss_torch", "softmax_loss_torch", ["softmax_loss.loss"], _softmax_adapters,
+port("softmax_loss_torch", "softmax_loss_torch", ["softmax_loss.loss"], _softmax_adapters,
               {"the loss from softmax_loss": "the loss from softmax_loss_torch", "softmax_loss": "softmax_loss_torch"})
-register_port("softmax_loss_torch.dscores", "softmax_loss_torch", ["softmax_loss.dx"], _softmax_adapters,
+port("softmax_loss_torch.dscores", "softmax_loss_torch", ["softmax_loss.dx"], _softmax_adapters,
               {"dx from softmax_loss": "the gradient of the loss with respect to scores (autograd through "
                                        "softmax_loss_torch)", "softmax_loss": "softmax_loss_torch"})
 
 _BN = _renames("batchnorm_forward", "batchnorm_backward", "batchnorm_torch")
-register_port("batchnorm_torch", "batchnorm_torch", ["batchnorm_forward"], _batchnorm_adapters, _BN)
-register_port("batchnorm_torch.grads", "batchnorm_torch",
+port("batchnorm_torch", "batchnorm_torch", ["batchnorm_forward"], _batchnorm_adapters, _BN)
+port("batchnorm_torch.grads", "batchnorm_torch",
               ["batchnorm_backward.dx", "batchnorm_backward.dgamma", "batchnorm_backward.dbeta"],
               _batchnorm_adapters, _BN)
-register_port("batchnorm_torch.running", "batchnorm_torch", ["batchnorm_forward.running"], _batchnorm_adapters, _BN)
-register_port("batchnorm_torch.test", "batchnorm_torch", ["batchnorm_forward.test"], _batchnorm_adapters, _BN)
+port("batchnorm_torch.running", "batchnorm_torch", ["batchnorm_forward.running"], _batchnorm_adapters, _BN)
+port("batchnorm_torch.test", "batchnorm_torch", ["batchnorm_forward.test"], _batchnorm_adapters, _BN)
 
 _CONV = _renames("conv_forward", "conv_backward", "conv2d_torch")
-register_port("conv2d_torch", "conv2d_torch", ["conv_forward"], _conv_adapters, _CONV)
-register_port("conv2d_torch.grads", "conv2d_torch", ["conv_backward.dx", "conv_backward.dw", "conv_backward.db"],
+port("conv2d_torch", "conv2d_torch", ["conv_forward"], _conv_adapters, _CONV)
+port("conv2d_torch.grads", "conv2d_torch", ["conv_backward.dx", "conv_backward.dw", "conv_backward.db"],
               _conv_adapters, _CONV)
 
 _LSTM = _renames("lstm_step_forward", "lstm_step_backward", "lstm_step_torch")
-register_port("lstm_step_torch", "lstm_step_torch", ["lstm_step_forward.next_h", "lstm_step_forward.next_c"],
+port("lstm_step_torch", "lstm_step_torch", ["lstm_step_forward.next_h", "lstm_step_forward.next_c"],
               _lstm_adapters, _LSTM)
-register_port("lstm_step_torch.grads", "lstm_step_torch",
+port("lstm_step_torch.grads", "lstm_step_torch",
               [f"lstm_step_backward.{g}" for g in ("dx", "dprev_h", "dprev_c", "dWx", "dWh", "db")],
               _lstm_adapters, _LSTM)
 
 _ATT = _renames("attention_forward", "attention_backward", "attention_torch")
-register_port("attention_torch", "attention_torch", ["attention_forward"], _attention_adapters, _ATT)
-register_port("attention_torch.grads", "attention_torch",
+port("attention_torch", "attention_torch", ["attention_forward"], _attention_adapters, _ATT)
+port("attention_torch.grads", "attention_torch",
               ["attention_backward.dq", "attention_backward.dk", "attention_backward.dv"], _attention_adapters, _ATT)
 
 
