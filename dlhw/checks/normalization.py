@@ -20,7 +20,7 @@ import numpy as np
 
 from dlhw.checks.core import Case, Cases, CheckFailed, call, compare, fail, register
 from dlhw.checks.helpers import as_float_array as _as_float_array, deep_copy as _copy, torch as _torch
-from dlhw.checks.spec import layer, torch_layer
+from dlhw.checks.spec import autograd_oracle, layer, torch_layer, values
 
 
 def _F():
@@ -537,8 +537,8 @@ _SBN_HINTS = {
     "dbeta": "dbeta[c] = sum of dout over axes (0, 2, 3)",
 }
 
-torch_layer("spatial_batchnorm", _sbn_inputs, _sbn_oracle, ("dx", "dgamma", "dbeta"), hints=_SBN_HINTS,
-            describe=_sbn_describe)
+_SBN = torch_layer("spatial_batchnorm", _sbn_inputs, _sbn_oracle, ("dx", "dgamma", "dbeta"), hints=_SBN_HINTS,
+                   describe=_sbn_describe)
 
 
 def _sbn_test_make(N=None, eps=1e-5):
@@ -554,28 +554,13 @@ _sbn_test_inputs = Cases([Case("test mode", {"test mode", "eps 1e-05"}, _sbn_tes
                          measure=_sbn_properties)
 
 
-def _sbn_test_probe(fns, inp):
-    x, gamma, beta, bn = inp["args"]
-    bn = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in bn.items()}
-    out, _cache = call(fns[0], "spatial_batchnorm_forward", x, gamma, beta, bn, returns=2)
-    return {"out": out}
-
-
-def _sbn_test_judge(inp, outp):
-    torch = _torch()
-    x, gamma, beta, bn = inp["args"]
-    t = lambda a: torch.tensor(a, dtype=torch.float64)
-    expected = _F().batch_norm(t(x), t(bn["running_mean"]), t(bn["running_var"]), t(gamma), t(beta),
-                               training=False, eps=bn["eps"]).numpy()
-    err = compare("spatial_batchnorm_forward's output in test mode", outp["out"], expected,
-                  hint="test mode normalizes with bn_param['running_mean'] and ['running_var'], "
-                       "not with the statistics of the batch")
-    return f"test-mode output matches PyTorch (relative error {err:.1e} <= 1e-09)"
-
-
-register("spatial_batchnorm_forward.test_mode", ("spatial_batchnorm_forward",), _sbn_test_inputs,
-         _sbn_test_probe, _sbn_test_judge,
-         doc="spatial_batchnorm_forward in test mode: the running statistics against PyTorch")
+# test mode: the forward's own probe, its output against batch_norm with the running statistics
+values("spatial_batchnorm_forward.test_mode", ("spatial_batchnorm_forward",), _sbn_test_inputs, _SBN.forward_probe,
+       autograd_oracle(_sbn_oracle), ("out",), label="{fn}'s output in test mode",
+       says="test-mode output matches PyTorch (relative error {err:.1e} <= {tol:.0e})",
+       hints={"out": "test mode normalizes with bn_param['running_mean'] and ['running_var'], not with the "
+                     "statistics of the batch"},
+       doc="spatial_batchnorm_forward in test mode: the running statistics against PyTorch")
 
 
 def _sbn_running_make(absent, momentum=None):
