@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlhw.checks.core import Case, Cases, CheckFailed, NotImplementedYet, compare, fail, register
-from dlhw.checks.helpers import torch as _torch
+from dlhw.checks.helpers import sizes, torch as _torch
 
 TOL = 1e-9
 
@@ -188,7 +188,7 @@ def _torch_dag_grads(g, dout):
 def _dag_size(rng, hidden, visible_nodes):
     if not hidden:
         return 3, visible_nodes, (3,)
-    shape = tuple(int(s) for s in rng.integers(1, 4, size=int(rng.integers(0, 3))))
+    shape = sizes(rng, 1, 4, int(rng.integers(0, 3)))
     return int(rng.integers(2, 5)), int(rng.integers(12, 40)), shape
 
 
@@ -210,9 +210,9 @@ def _unbroadcast_inputs(rng, hidden):
     else:
         pairs = []
         for _ in range(6):
-            shape = [int(s) for s in rng.integers(1, 4, size=int(rng.integers(0, 4)))]
+            shape = list(sizes(rng, 1, 4, int(rng.integers(0, 4))))
             operand = tuple(1 if rng.random() < 0.4 else n for n in shape)
-            big = tuple(int(s) for s in rng.integers(1, 4, size=int(rng.integers(0, 3)))) + \
+            big = sizes(rng, 1, 4, int(rng.integers(0, 3))) + \
                 tuple(int(rng.integers(1, 4)) if n == 1 else n for n in operand)
             pairs.append((big, operand))
         pairs.append(((1, 1, 5), (1, 5)))              # size-1 axes that stay size 1

@@ -19,7 +19,7 @@ import numpy as np
 from dlhw.checks.autodiff_graph import (TOL, _both, _cmp_grad, _data_of, _expect_tensor, _grad_of, _shape,
                                         _Student)
 from dlhw.checks.core import compare, register
-from dlhw.checks.helpers import torch as _torch
+from dlhw.checks.helpers import sizes, torch as _torch
 
 
 # ============================================================================ operations
@@ -152,7 +152,7 @@ def _register_ops(check, names, make_cases, hints, doc):
 # ------------------------------------------------------------------ shapes for the cases
 
 def _rand_shape(rng, low=0, high=3, size_high=5):
-    return tuple(int(s) for s in rng.integers(1, size_high, size=int(rng.integers(low, high + 1))))
+    return sizes(rng, 1, size_high, int(rng.integers(low, high + 1)))
 
 
 def _broadcast_pairs(rng, hidden):
@@ -289,7 +289,7 @@ _register_ops("exp_log", ("exp", "log"), _exp_log_cases,
 
 def _matmul_cases(rng, hidden):
     if hidden:
-        N, D, M = (int(s) for s in rng.integers(1, 7, size=3))
+        N, D, M = sizes(rng, 1, 7, 3)
         shapes = [((N, D), (D, M)), ((2, N, D), (2, D, M)), ((3, N, D), (D, M)),
                   ((1, N, D), (2, D, M)), ((N, D), (2, 1, D, M))]
     else:
@@ -379,7 +379,7 @@ def _log_softmax_cases(rng, hidden):
     if not hidden:
         return [_case("log_softmax", [3 * rng.standard_normal((4, 5))], [True], [-1], rng),
                 _case("log_softmax", [3 * rng.standard_normal((3, 4))], [True], [0], rng)]
-    N, C = (int(s) for s in rng.integers(1, 8, size=2))
+    N, C = sizes(rng, 1, 8, 2)
     return [_case("log_softmax", [1e3 * rng.standard_normal((N, C))], [True], [-1], rng),
             _case("log_softmax", [5 * rng.standard_normal((2, C, N))], [True], [1], rng),
             _case("log_softmax", [rng.standard_normal((N, C))], [True], [1], rng)]
@@ -420,7 +420,7 @@ GRAPHS = {"x * x + x": (_shared, 1), "diamond through tanh": (_diamond, 1),
 
 
 def _graph_inputs(rng, hidden):
-    N, D = (int(s) for s in rng.integers(1, 6, size=2)) if hidden else (3, 4)
+    N, D = sizes(rng, 1, 6, 2) if hidden else (3, 4)
     args = {"x * x + x": [rng.standard_normal((N, D))],
             "diamond through tanh": [rng.standard_normal((N, D))],
             "a broadcast operand used twice": [rng.standard_normal((N, D)), rng.standard_normal(D)],
@@ -487,7 +487,7 @@ def _mlp_loss(F, X, Y, W1, b1, W2, b2, reg):
 
 
 def _mlp_inputs(rng, hidden):
-    N, D, H, C = (int(s) for s in rng.integers(2, 9, size=4)) if hidden else (6, 5, 7, 3)
+    N, D, H, C = sizes(rng, 2, 9, 4) if hidden else (6, 5, 7, 3)
     return {"X": rng.standard_normal((N, D)), "Y": np.eye(C)[rng.integers(0, C, N)],
             "params": [0.5 * rng.standard_normal((D, H)), 0.1 * rng.standard_normal(H),
                        0.5 * rng.standard_normal((H, C)), 0.1 * rng.standard_normal(C)],

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlhw.checks.core import Case, Cases, call, compare, fail, register
-from dlhw.checks.helpers import torch as _torch
+from dlhw.checks.helpers import sizes, torch as _torch
 from dlhw.checks.spec import loss
 
 
@@ -119,7 +119,7 @@ register("numerical_gradient.restores_x", ("numerical_gradient",), _ng_inputs, _
 #   3 a x^2 + a h^2 + 2 b x + c   (entrywise),
 # so this catches a step size other than h and a one-sided quotient (+ (3 a x + b) h).
 def _step_make(rng):
-    shape = tuple(int(v) for v in rng.integers(1, 5, size=2))
+    shape = sizes(rng, 1, 5, 2)
     return {"x": rng.standard_normal(shape), "a": rng.uniform(0.5, 2.0, shape),
             "b": rng.standard_normal(shape), "c": rng.standard_normal(shape), "h": float(rng.uniform(0.05, 0.3))}
 
@@ -151,7 +151,7 @@ register("numerical_gradient.step", ("numerical_gradient",), _step_inputs, _step
 
 # =========================================================================== rel_error
 def _rel_make(rng):
-    shape = tuple(int(v) for v in rng.integers(2, 6, size=2))
+    shape = sizes(rng, 2, 6, 2)
     a = rng.standard_normal(shape)
     zeros = rng.random(shape) < 0.5
     pairs = {
@@ -277,7 +277,7 @@ register("least_squares_fit.ridge", ("least_squares_fit",), _lsq_ridge, _lsq_pro
 # =========================================================================== logistic regression
 def _logistic_make(large):
     def make(rng):
-        N, D = (int(v) for v in rng.integers(2, 12, size=2))
+        N, D = sizes(rng, 2, 12, 2)
         X, w = rng.standard_normal((N, D)), rng.standard_normal(D)
         t = rng.integers(0, 2, N).astype(np.float64)
         if large:
@@ -326,7 +326,7 @@ loss("logistic_loss", _logistic_inputs, _logistic_probe, _logistic_oracle, grad=
 def _softmax_make(large, N=None):
     def make(rng):
         while True:
-            n, D, C = (int(v) for v in rng.integers(2, 10, size=3))
+            n, D, C = sizes(rng, 2, 10, 3)
             n = n if N is None else N
             W, X = rng.standard_normal((D, C)), rng.standard_normal((n, D))
             y = rng.integers(0, C, n)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlhw.checks.core import Case, Cases, CheckFailed, call, compare, fail, register
-from dlhw.checks.helpers import as_float_array as _as_float_array, deep_copy as _copy, torch as _torch
+from dlhw.checks.helpers import as_float_array as _as_float_array, deep_copy as _copy, sizes, torch as _torch
 from dlhw.checks.spec import autograd_oracle, layer, torch_layer, values
 
 
@@ -411,7 +411,7 @@ layer("batchnorm_forward", "batchnorm_backward", _BN_BACKWARD_CASES, _bn_grads_o
 # =========================================================================== layer normalization
 def _ln_make(lead_axes, given):
     def make(rng):
-        lead = tuple(int(s) for s in rng.integers(2, 6, size=lead_axes))  # (N,) or (N, T)
+        lead = sizes(rng, 2, 6, lead_axes)  # (N,) or (N, T)
         D = int(rng.integers(3, 13))
         param = {"eps": float(rng.choice([1e-3, 1e-2]))} if given else {}
         shape = lead + (D,)
