@@ -33,6 +33,7 @@ TOL = 1e-9
 
 
 # ============================================================================ student calls
+# (shared with autodiff_ops.py: calling the student's engine, reading its results)
 
 def _where(exc) -> str:
     """The student's function in which ``exc`` was raised (the innermost frame), in words."""
@@ -50,7 +51,7 @@ def _where(exc) -> str:
     return name
 
 
-class _Student:
+class Student:
     """Context manager: NotImplementedError and RecursionError in the student's code become
     verdicts that say which function is unfinished or recursing."""
 
@@ -70,7 +71,7 @@ class _Student:
         return False
 
 
-def _grad_of(t, what):
+def grad_of(t, what):
     """``t.grad`` as a float64 array (None stays None)."""
     g = getattr(t, "grad", None)
     if g is None:
@@ -82,7 +83,7 @@ def _grad_of(t, what):
     return arr
 
 
-def _data_of(t, fname):
+def data_of(t, fname):
     data = getattr(t, "data", None)
     if data is None:
         raise CheckFailed(f"{fname} must return a Tensor (with its value in .data); got "
@@ -90,7 +91,7 @@ def _data_of(t, fname):
     return np.asarray(data, dtype=np.float64)
 
 
-def _expect_tensor(T, out, fname):
+def expect_tensor(T, out, fname):
     if not isinstance(out, T):
         raise CheckFailed(f"{fname} must return a Tensor; got {type(out).__name__} (did the "
                           "function forget `return out`?)")
@@ -103,11 +104,11 @@ def _need_grad(got, what, hint=""):
              + (f". Hint: {hint}" if hint else ""))
 
 
-def _shape(x):
+def shape_of(x):
     return tuple(int(s) for s in np.shape(x))
 
 
-def _cmp_grad(what, got, expected, hint):
+def cmp_grad(what, got, expected, hint):
     _need_grad(got, what, hint)
     return compare(what, got, expected, tol=TOL, hint=hint, oracle="PyTorch autograd")
 
@@ -193,7 +194,7 @@ def _dag_size(rng, hidden, visible_nodes):
 
 
 # ------------------------------------------------------------------ fixed cases
-def _both(inputs, notebook, others):
+def two_cases(inputs, notebook, others):
     """Two fixed cases, visible and hidden alike: the notebook's own cases (``inputs(rng, False)``)
     and the other shapes and corners (``inputs(rng, True)``), each with the properties it covers.
     Hidden runs draw other sizes and values inside both."""
@@ -223,7 +224,7 @@ def _unbroadcast_inputs(rng, hidden):
 def _unbroadcast_probe(fns, inp):
     T = fns[0]
     out = {}
-    with _Student():
+    with Student():
         for i, case in enumerate(inp["cases"]):
             res = T.unbroadcast(case["grad"].copy(), tuple(case["shape"]))
             out[f"case{i}"] = None if res is None else np.asarray(res, dtype=np.float64)
@@ -248,7 +249,7 @@ def _unbroadcast_judge(inp, outp):
     return f"every gradient is summed back to its operand's shape (largest error {worst:.1e})"
 
 
-register("autodiff.unbroadcast", ("Tensor",), _both(_unbroadcast_inputs, {"leading axes", "size-1 axes", "0-d shape"}, {"leading axes", "size-1 axes", "size-1 axes kept"}), _unbroadcast_probe,
+register("autodiff.unbroadcast", ("Tensor",), two_cases(_unbroadcast_inputs, {"leading axes", "size-1 axes", "0-d shape"}, {"leading axes", "size-1 axes", "size-1 axes kept"}), _unbroadcast_probe,
          _unbroadcast_judge, doc="Tensor.unbroadcast against torch's sum_to_size")
 
 
@@ -264,7 +265,7 @@ def _topo_inputs(rng, hidden):
 
 def _topo_probe(fns, inp):
     T = fns[0]
-    with _Student():
+    with Student():
         nodes = _build_dag(T, inp["graph"])
         index = {id(node): i for i, node in enumerate(nodes)}
         out = {}
@@ -322,7 +323,7 @@ def _topo_judge(inp, outp):
             f"self depends on ({sizes} tensors)")
 
 
-register("autodiff.topological_order", ("Tensor",), _both(_topo_inputs, {"shared nodes", "vector nodes"}, {"shared nodes", "any-shape nodes", "larger graphs"}), _topo_probe, _topo_judge,
+register("autodiff.topological_order", ("Tensor",), two_cases(_topo_inputs, {"shared nodes", "vector nodes"}, {"shared nodes", "any-shape nodes", "larger graphs"}), _topo_probe, _topo_judge,
          doc="Tensor.topological_order on random graphs with shared nodes")
 
 
@@ -338,13 +339,13 @@ def _backward_inputs(rng, hidden):
 
 
 def _leaf_grads(nodes, L, tag):
-    return {f"{tag}.leaf{i}": _grad_of(nodes[i], f"leaf {i}") for i in range(L)}
+    return {f"{tag}.leaf{i}": grad_of(nodes[i], f"leaf {i}") for i in range(L)}
 
 
 def _backward_probe(fns, inp):
     T = fns[0]
     g = inp["graph"]
-    with _Student():
+    with Student():
         nodes = _build_dag(T, g)
         nodes[-1].backward(inp["dout"].copy())
         return _leaf_grads(nodes, len(g["leaves"]), "first")
@@ -353,7 +354,7 @@ def _backward_probe(fns, inp):
 def _judge_leaves(outp, tag, expected, what, hint):
     worst = 0.0
     for i, e in enumerate(expected):
-        worst = max(worst, _cmp_grad(f"leaf {i}'s gradient {what}", outp.get(f"{tag}.leaf{i}"), e,
+        worst = max(worst, cmp_grad(f"leaf {i}'s gradient {what}", outp.get(f"{tag}.leaf{i}"), e,
                                      hint))
     return worst
 
@@ -370,7 +371,7 @@ def _backward_judge(inp, outp):
     return f"every leaf's gradient matches PyTorch autograd (relative error {worst:.1e})"
 
 
-register("autodiff.backward", ("Tensor",), _both(_backward_inputs, {"shared nodes", "vector nodes"}, {"shared nodes", "any-shape nodes", "larger graphs"}), _backward_probe, _backward_judge,
+register("autodiff.backward", ("Tensor",), two_cases(_backward_inputs, {"shared nodes", "vector nodes"}, {"shared nodes", "any-shape nodes", "larger graphs"}), _backward_probe, _backward_judge,
          doc="Tensor.backward and accumulate on random graphs, against PyTorch autograd")
 
 
@@ -379,7 +380,7 @@ def _twice_probe(fns, inp):
     g, g2 = inp["graph"], inp["graph2"]
     L = len(g["leaves"])
     out = {}
-    with _Student():
+    with Student():
         nodes = _build_dag(T, g)
         nodes[-1].backward(inp["dout"].copy())
         out.update(_leaf_grads(nodes, L, "first"))
@@ -404,7 +405,7 @@ def _twice_judge(inp, outp):
             f"starts from zero (relative error {worst:.1e})")
 
 
-register("autodiff.backward_twice", ("Tensor",), _both(_backward_inputs, {"shared nodes", "vector nodes"}, {"shared nodes", "any-shape nodes", "larger graphs"}), _twice_probe, _twice_judge,
+register("autodiff.backward_twice", ("Tensor",), two_cases(_backward_inputs, {"shared nodes", "vector nodes"}, {"shared nodes", "any-shape nodes", "larger graphs"}), _twice_probe, _twice_judge,
          doc="repeated backward calls give the same result")
 
 
@@ -424,7 +425,7 @@ def _chain_rule(prev, f):
 
 def _chain_probe(fns, inp):
     T = fns[0]
-    with _Student():
+    with Student():
         x = T(inp["x"], requires_grad=True)
         node = x
         for f in inp["factors"]:
@@ -432,7 +433,7 @@ def _chain_probe(fns, inp):
             nxt._backward = _chain_rule(node, float(f))
             node = nxt
         node.backward(inp["dout"].copy())
-        return {"dx": _grad_of(x, "x")}
+        return {"dx": grad_of(x, "x")}
 
 
 def _chain_judge(inp, outp):
@@ -444,5 +445,5 @@ def _chain_judge(inp, outp):
     return f"a chain of {n} operations differentiates without recursion (relative error {err:.1e})"
 
 
-register("autodiff.deep_chain", ("Tensor",), _both(_chain_inputs, {"thousands of nodes"}, {"thousands of nodes"}), _chain_probe, _chain_judge,
+register("autodiff.deep_chain", ("Tensor",), two_cases(_chain_inputs, {"thousands of nodes"}, {"thousands of nodes"}), _chain_probe, _chain_judge,
          doc="backward through thousands of nodes without RecursionError")

@@ -16,8 +16,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from dlhw.checks.autodiff_graph import (TOL, _both, _cmp_grad, _data_of, _expect_tensor, _grad_of, _shape,
-                                        _Student)
+from dlhw.checks.autodiff_graph import (TOL, Student, cmp_grad, data_of, expect_tensor, grad_of, shape_of,
+                                        two_cases)
 from dlhw.checks.core import compare, register
 from dlhw.checks.helpers import sizes, torch as _torch
 
@@ -56,11 +56,11 @@ def _signature(case):
     for n, a, g in zip(_arg_names(case), case["args"], case["grad"]):
         if g:
             parts.append(n)
-            shapes.append(f"{n} of shape {_shape(a)}")
+            shapes.append(f"{n} of shape {shape_of(a)}")
         elif np.ndim(a) == 0:
             parts.append(f"{float(a):g}")
         else:
-            parts.append(f"a constant array of shape {_shape(a)}")
+            parts.append(f"a constant array of shape {shape_of(a)}")
     parts += [repr(e) for e in case.get("extra", [])]
     return f"{case['op']}({', '.join(parts)})" + (f" with {', '.join(shapes)}" if shapes else "")
 
@@ -93,15 +93,15 @@ def _ops_probe(names):
         out = {}
         for i, case in enumerate(inp["cases"]):
             fn = by_name[case["op"]]
-            with _Student():
+            with Student():
                 args = [T(a, requires_grad=True) if g else a
                         for a, g in zip(case["args"], case["grad"])]
-                res = _expect_tensor(T, fn(*args, *case["extra"]), case["op"])
-                out[f"{i}.out"] = _data_of(res, case["op"])
+                res = expect_tensor(T, fn(*args, *case["extra"]), case["op"])
+                out[f"{i}.out"] = data_of(res, case["op"])
                 res.backward(case["dout"].copy())
                 for n, a, g in zip(_arg_names(case), args, case["grad"]):
                     if g:
-                        out[f"{i}.d{n}"] = _grad_of(a, n)
+                        out[f"{i}.d{n}"] = grad_of(a, n)
         return out
     return probe
 
@@ -132,7 +132,7 @@ def _ops_judge(hints):
                 if got is not None and np.shape(got) != e.shape:
                     hint = ("a gradient must have its tensor's shape: accumulate sums a broadcast "
                             "gradient back with unbroadcast" + ("; " + hint if hint else ""))
-                worst = max(worst, _cmp_grad(f"the gradient of {n} in {sig}", got, e, hint))
+                worst = max(worst, cmp_grad(f"the gradient of {n} in {sig}", got, e, hint))
         ops = sorted({c["op"] for c in inp["cases"]})
         return (f"{', '.join(ops)}: values and gradients match PyTorch autograd on "
                 f"{len(inp['cases'])} cases (largest relative error {worst:.1e})")
@@ -144,7 +144,7 @@ def _register_ops(check, names, make_cases, hints, doc):
         return {"cases": make_cases(rng, hidden)}
     # the notebook's shapes, then broadcast pairs, 0-d and other shapes, large and tiny inputs
     register(f"autodiff.{check}", ("Tensor",) + tuple(names),
-             _both(inputs, {"the notebook's shapes", "constant operands"},
+             two_cases(inputs, {"the notebook's shapes", "constant operands"},
                    {"other shapes", "broadcast and 0-d operands", "constant operands", "corners"}),
              _ops_probe(names), _ops_judge(hints), doc=doc)
 
@@ -437,15 +437,15 @@ _GRAPH_FNS = ("add", "sub", "mul", "div", "power", "tanh", "exp", "reduce_sum")
 def _graph_probe(fns, inp):
     T, F = fns[0], SimpleNamespace(**dict(zip(_GRAPH_FNS, fns[1:])))
     out = {}
-    with _Student():
+    with Student():
         for i, case in enumerate(inp["cases"]):
             f, _ = GRAPHS[case["name"]]
             leaves = [T(a, requires_grad=True) for a in case["args"]]
-            res = _expect_tensor(T, f(F, *leaves), case["name"])
-            out[f"{i}.out"] = _data_of(res, case["name"])
+            res = expect_tensor(T, f(F, *leaves), case["name"])
+            out[f"{i}.out"] = data_of(res, case["name"])
             res.backward(None if case["dout"] is None else case["dout"].copy())
             for j, leaf in enumerate(leaves):
-                out[f"{i}.d{j}"] = _grad_of(leaf, f"argument {j}")
+                out[f"{i}.d{j}"] = grad_of(leaf, f"argument {j}")
     return out
 
 
@@ -460,7 +460,7 @@ def _graph_judge(inp, outp):
         compare(f"the value of {case['name']}", outp.get(f"{i}.out"), res.detach().numpy(), tol=TOL)
         names = "xb" if len(leaves) == 2 and case["name"].startswith("a broadcast") else "xw"
         for j, leaf in enumerate(leaves):
-            worst = max(worst, _cmp_grad(
+            worst = max(worst, cmp_grad(
                 f"the gradient of {names[j]} (shape {tuple(leaf.shape)}) in '{case['name']}'",
                 outp.get(f"{i}.d{j}"), leaf.grad.numpy(),
                 "a tensor used by several operations gets the sum of their contributions: "
@@ -469,7 +469,7 @@ def _graph_judge(inp, outp):
             f"(largest relative error {worst:.1e})")
 
 
-register("autodiff.graphs", ("Tensor",) + _GRAPH_FNS, _both(_graph_inputs, {"shared nodes"}, {"shared nodes", "other shapes"}), _graph_probe, _graph_judge,
+register("autodiff.graphs", ("Tensor",) + _GRAPH_FNS, two_cases(_graph_inputs, {"shared nodes"}, {"shared nodes", "other shapes"}), _graph_probe, _graph_judge,
          doc="whole expressions with shared nodes, against PyTorch autograd")
 
 
@@ -496,13 +496,13 @@ def _mlp_inputs(rng, hidden):
 
 def _mlp_probe(fns, inp):
     T, F = fns[0], SimpleNamespace(**dict(zip(_MLP_FNS, fns[1:])))
-    with _Student():
+    with Student():
         params = [T(p, requires_grad=True) for p in inp["params"]]
-        loss = _expect_tensor(T, _mlp_loss(F, inp["X"], inp["Y"], *params, inp["reg"]), "the loss")
-        out = {"loss": _data_of(loss, "the loss")}
+        loss = expect_tensor(T, _mlp_loss(F, inp["X"], inp["Y"], *params, inp["reg"]), "the loss")
+        out = {"loss": data_of(loss, "the loss")}
         loss.backward()
         for name, p in zip(("W1", "b1", "W2", "b2"), params):
-            out["d" + name] = _grad_of(p, name)
+            out["d" + name] = grad_of(p, name)
     return out
 
 
@@ -514,12 +514,12 @@ def _mlp_judge(inp, outp):
     compare("the loss of the two-layer network", outp.get("loss"), loss.detach().numpy(), tol=TOL)
     worst = 0.0
     for name, p in zip(("W1", "b1", "W2", "b2"), params):
-        worst = max(worst, _cmp_grad(
+        worst = max(worst, cmp_grad(
             f"the gradient of {name} in the two-layer network's loss", outp.get("d" + name),
             p.grad.numpy(), "W1 and W2 are used twice (the scores and the penalty): their "
                             "contributions add; b1 and b2 are broadcast over the batch"))
     return f"the loss and all four gradients match PyTorch autograd (largest relative error {worst:.1e})"
 
 
-register("autodiff.mlp", ("Tensor",) + _MLP_FNS, _both(_mlp_inputs, {"two-layer net"}, {"two-layer net", "other shapes"}), _mlp_probe, _mlp_judge,
+register("autodiff.mlp", ("Tensor",) + _MLP_FNS, two_cases(_mlp_inputs, {"two-layer net"}, {"two-layer net", "other shapes"}), _mlp_probe, _mlp_judge,
          doc="a two-layer network's loss and gradients, against PyTorch autograd")
