@@ -249,7 +249,9 @@ def _unbroadcast_judge(inp, outp):
     return f"every gradient is summed back to its operand's shape (largest error {worst:.1e})"
 
 
-register("autodiff.unbroadcast", ("Tensor",), two_cases(_unbroadcast_inputs, {"leading axes", "size-1 axes", "0-d shape"}, {"leading axes", "size-1 axes", "size-1 axes kept"}), _unbroadcast_probe,
+register("autodiff.unbroadcast", ("Tensor",),
+         two_cases(_unbroadcast_inputs, {"leading axes", "size-1 axes", "0-d shape"},
+                   {"leading axes", "size-1 axes", "size-1 axes kept"}), _unbroadcast_probe,
          _unbroadcast_judge, doc="Tensor.unbroadcast against torch's sum_to_size")
 
 
@@ -323,7 +325,9 @@ def _topo_judge(inp, outp):
             f"self depends on ({sizes} tensors)")
 
 
-register("autodiff.topological_order", ("Tensor",), two_cases(_topo_inputs, {"shared nodes", "vector nodes"}, {"shared nodes", "any-shape nodes", "larger graphs"}), _topo_probe, _topo_judge,
+_DAG_PROPERTIES = ({"shared nodes", "vector nodes"}, {"shared nodes", "any-shape nodes", "larger graphs"})
+register("autodiff.topological_order", ("Tensor",), two_cases(_topo_inputs, *_DAG_PROPERTIES), _topo_probe,
+         _topo_judge,
          doc="Tensor.topological_order on random graphs with shared nodes")
 
 
@@ -371,7 +375,8 @@ def _backward_judge(inp, outp):
     return f"every leaf's gradient matches PyTorch autograd (relative error {worst:.1e})"
 
 
-register("autodiff.backward", ("Tensor",), two_cases(_backward_inputs, {"shared nodes", "vector nodes"}, {"shared nodes", "any-shape nodes", "larger graphs"}), _backward_probe, _backward_judge,
+register("autodiff.backward", ("Tensor",), two_cases(_backward_inputs, *_DAG_PROPERTIES), _backward_probe,
+         _backward_judge,
          doc="Tensor.backward and accumulate on random graphs, against PyTorch autograd")
 
 
@@ -405,7 +410,8 @@ def _twice_judge(inp, outp):
             f"starts from zero (relative error {worst:.1e})")
 
 
-register("autodiff.backward_twice", ("Tensor",), two_cases(_backward_inputs, {"shared nodes", "vector nodes"}, {"shared nodes", "any-shape nodes", "larger graphs"}), _twice_probe, _twice_judge,
+register("autodiff.backward_twice", ("Tensor",), two_cases(_backward_inputs, *_DAG_PROPERTIES), _twice_probe,
+         _twice_judge,
          doc="repeated backward calls give the same result")
 
 
@@ -445,5 +451,6 @@ def _chain_judge(inp, outp):
     return f"a chain of {n} operations differentiates without recursion (relative error {err:.1e})"
 
 
-register("autodiff.deep_chain", ("Tensor",), two_cases(_chain_inputs, {"thousands of nodes"}, {"thousands of nodes"}), _chain_probe, _chain_judge,
+register("autodiff.deep_chain", ("Tensor",),
+         two_cases(_chain_inputs, {"thousands of nodes"}, {"thousands of nodes"}), _chain_probe, _chain_judge,
          doc="backward through thousands of nodes without RecursionError")

@@ -469,7 +469,8 @@ def _graph_judge(inp, outp):
             f"(largest relative error {worst:.1e})")
 
 
-register("autodiff.graphs", ("Tensor",) + _GRAPH_FNS, two_cases(_graph_inputs, {"shared nodes"}, {"shared nodes", "other shapes"}), _graph_probe, _graph_judge,
+register("autodiff.graphs", ("Tensor",) + _GRAPH_FNS,
+         two_cases(_graph_inputs, {"shared nodes"}, {"shared nodes", "other shapes"}), _graph_probe, _graph_judge,
          doc="whole expressions with shared nodes, against PyTorch autograd")
 
 
@@ -521,5 +522,6 @@ def _mlp_judge(inp, outp):
     return f"the loss and all four gradients match PyTorch autograd (largest relative error {worst:.1e})"
 
 
-register("autodiff.mlp", ("Tensor",) + _MLP_FNS, two_cases(_mlp_inputs, {"two-layer net"}, {"two-layer net", "other shapes"}), _mlp_probe, _mlp_judge,
+register("autodiff.mlp", ("Tensor",) + _MLP_FNS,
+         two_cases(_mlp_inputs, {"two-layer net"}, {"two-layer net", "other shapes"}), _mlp_probe, _mlp_judge,
          doc="a two-layer network's loss and gradients, against PyTorch autograd")

@@ -11,9 +11,9 @@ Every check runs a fixed list of cases, visible and hidden alike, so that every 
 tested on the same rules and every rule a hidden test checks is shown by a visible one: stride
 1 and 2 with pad 0 and 1, square and non-square kernels and images, sizes the stride does not
 divide (the last rows and columns are dropped, as in PyTorch), N = 1; pools with square and
-non-square windows, overlapping windows, odd and even widths and tied maxima. Hidden checks (``hidden=True``) draw other sizes and values inside
-each case; the fast convolution's last hidden case runs on a bigger batch (values and gradients
-only: no timing).
+non-square windows, overlapping windows, odd and even widths and tied maxima. Hidden checks
+(``hidden=True``) draw other sizes and values inside each case; the fast convolution's last
+hidden case runs on a bigger batch (values and gradients only: no timing).
 """
 from __future__ import annotations
 

@@ -41,11 +41,10 @@ import numpy as np
 from dlhw.checks.core import Cases, CheckFailed, NotImplementedYet, as_wire_array, call, compare, fail, get, register
 from dlhw.checks.helpers import deep_copy, scalar, torch as _torch
 
-__all__ = ["values", "loss", "layer", "torch_layer", "port", "Layer", "judge_values", "autograd_oracle", "SAYS", "GRAD_SAYS"]
+__all__ = ["values", "loss", "layer", "torch_layer", "port", "Layer", "judge_values", "autograd_oracle", "SAYS"]
 
 # How a verdict reads: "dx matches PyTorch autograd (relative error 3.1e-16 <= 1e-09)".
 SAYS = "{keys} match{es} {oracle} (relative error {err:.1e} <= {tol:.0e})"
-GRAD_SAYS = SAYS
 
 # per value: a dict {key: hint}, or hints(key, inputs, outputs) -> hint (a hint that depends on
 # what the student's function returned: "your dx is right, so the loss took log(0)")
@@ -86,8 +85,9 @@ def judge_values(keys: Sequence[str], oracle: Callable[[dict], dict], fn: str, *
         for key in keys:
             if missing is not None and key not in got_all:
                 fail(missing.format(key=key, fn=fn, have=sorted(got_all)))
-            worst = max(worst, compare_with(label.format(key=key, fn=fn) + suffix, got_all[key], expected[key], tol=tol,
-                                            hint=_hint(hints, key, inp, out), oracle=oracle_name))
+            err = compare_with(label.format(key=key, fn=fn) + suffix, got_all[key], expected[key], tol=tol,
+                               hint=_hint(hints, key, inp, out), oracle=oracle_name)
+            worst = max(worst, err)
         return says.format(keys=", ".join(shown.get(k, k) for k in keys), es="es" if len(keys) == 1 else "",
                            oracle=oracle_name if says_oracle is None else says_oracle, err=worst, tol=tol)
     return judge
@@ -168,7 +168,7 @@ def layer(forward: str, backward: Optional[str], cases: Cases, oracle: Callable[
           groups: Optional[Dict[str, Sequence[str]]] = None, hints: Hints = None, tol: float = 1e-9,
           forward_label: str = "{key} from {fn}", forward_oracle: str = "PyTorch", forward_says: str = SAYS,
           forward_says_oracle: Optional[str] = None, shown: Optional[Mapping[str, str]] = None,
-          grad_label: str = "{key} from {fn}", grad_oracle: str = "PyTorch autograd", grad_says: str = GRAD_SAYS,
+          grad_label: str = "{key} from {fn}", grad_oracle: str = "PyTorch autograd", grad_says: str = SAYS,
           grad_says_oracle: Optional[str] = None, missing: Optional[str] = None,
           where: Optional[Callable[[dict], str]] = None, describe: Optional[Callable[[dict], str]] = None,
           errstate: Optional[Dict[str, str]] = None, compare_with: Callable = compare,

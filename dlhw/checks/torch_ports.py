@@ -25,7 +25,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from dlhw.checks import attention, convolution, layers, normalization, recurrent  # noqa: F401  (they register the checks reused here)
+# the modules whose checks the ports reuse (importing them registers those checks)
+from dlhw.checks import attention, convolution, layers, normalization, recurrent  # noqa: F401
 from dlhw.checks.core import Case, Cases, CheckFailed, call, compare, fail, register
 from dlhw.checks.helpers import ri as _ri, torch as _torch
 from dlhw.checks.spec import port
