@@ -20,6 +20,7 @@ from dlhw.checks.autodiff_graph import (TOL, Student, cmp_grad, data_of, expect_
                                         two_cases)
 from dlhw.checks.core import compare, register
 from dlhw.checks.helpers import sizes, torch as _torch
+from dlhw.checks.spec import values
 
 
 # ============================================================================ operations
@@ -117,36 +118,64 @@ def _torch_case(case):
     return out.detach().numpy(), grads
 
 
-def _ops_judge(hints):
-    """hints: {op: {"out": ..., argument name: hint}}"""
-    def judge(inp, outp):
-        worst = 0.0
-        for i, case in enumerate(inp["cases"]):
-            value, grads = _torch_case(case)
-            sig = _signature(case)
-            h = hints.get(case["op"], {})
-            compare(f"the value of {sig}", outp.get(f"{i}.out"), value, tol=TOL, hint=h.get("out", ""))
-            for n, e in grads.items():
-                got = outp.get(f"{i}.d{n}")
-                hint = h.get(n, "")
-                if got is not None and np.shape(got) != e.shape:
-                    hint = ("a gradient must have its tensor's shape: accumulate sums a broadcast "
-                            "gradient back with unbroadcast" + ("; " + hint if hint else ""))
-                worst = max(worst, cmp_grad(f"the gradient of {n} in {sig}", got, e, hint))
-        ops = sorted({c["op"] for c in inp["cases"]})
-        return (f"{', '.join(ops)}: values and gradients match PyTorch autograd on "
-                f"{len(inp['cases'])} cases (largest relative error {worst:.1e})")
-    return judge
+def _op_keys(inp):
+    """Per case i: "i.out" (the value), then "i.dNAME" for each argument with a gradient."""
+    return [key for i, case in enumerate(inp["cases"])
+            for key in [f"{i}.out"] + [f"{i}.d{n}" for n, g in zip(_arg_names(case), case["grad"]) if g]]
+
+
+def _ops_oracle(inp):
+    expected = {}
+    for i, case in enumerate(inp["cases"]):
+        value, grads = _torch_case(case)
+        expected[f"{i}.out"] = value
+        expected.update({f"{i}.d{n}": g for n, g in grads.items()})
+    return expected
+
+
+def _op_label(key, inp):
+    i, what = key.split(".")
+    sig = _signature(inp["cases"][int(i)])
+    return f"the value of {sig}" if what == "out" else f"the gradient of {what[1:]} in {sig}"
+
+
+def _op_hints(hints):
+    """hints: {op: {"out": ..., argument name: hint}}; a gradient of the wrong shape is told to unbroadcast."""
+    def hint(key, inp, out):
+        i, what = key.split(".")
+        case = inp["cases"][int(i)]
+        h = hints.get(case["op"], {})
+        if what == "out":
+            return h.get("out", "")
+        text, got = h.get(what[1:], ""), out.get(key)
+        shape = np.shape(case["args"][_arg_names(case).index(what[1:])])
+        if got is not None and np.shape(got) != shape:
+            return ("a gradient must have its tensor's shape: accumulate sums a broadcast gradient back with "
+                    "unbroadcast" + ("; " + text if text else ""))
+        return text
+    return hint
+
+
+def _compare_op(what, got, expected, tol=TOL, hint="", oracle="PyTorch"):
+    """A value against PyTorch; a gradient against its autograd (None: no gradient reached it)."""
+    if oracle == "PyTorch autograd":
+        return cmp_grad(what, got, expected, hint)
+    return compare(what, got, expected, tol=tol, hint=hint)
 
 
 def _register_ops(check, names, make_cases, hints, doc):
     def inputs(rng, hidden):
         return {"cases": make_cases(rng, hidden)}
     # the notebook's shapes, then broadcast pairs, 0-d and other shapes, large and tiny inputs
-    register(f"autodiff.{check}", ("Tensor",) + tuple(names),
-             two_cases(inputs, {"the notebook's shapes", "constant operands"},
-                   {"other shapes", "broadcast and 0-d operands", "constant operands", "corners"}),
-             _ops_probe(names), _ops_judge(hints), doc=doc)
+    values(f"autodiff.{check}", ("Tensor",) + tuple(names),
+           two_cases(inputs, {"the notebook's shapes", "constant operands"},
+                     {"other shapes", "broadcast and 0-d operands", "constant operands", "corners"}),
+           _ops_probe(names), _ops_oracle, _op_keys, label=_op_label, hints=_op_hints(hints), tol=TOL,
+           oracle_name=lambda key: "PyTorch" if key.endswith(".out") else "PyTorch autograd",
+           compare_with=_compare_op, doc=doc,
+           says=lambda inp, worst: (f"{', '.join(sorted({c['op'] for c in inp['cases']}))}: values and gradients "
+                                    f"match PyTorch autograd on {len(inp['cases'])} cases (largest relative error "
+                                    f"{worst:.1e})"))
 
 
 # ------------------------------------------------------------------ shapes for the cases

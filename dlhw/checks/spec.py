@@ -58,21 +58,26 @@ def _hint(hints: Hints, key: str, inp: Optional[dict] = None, out: Optional[dict
     return hint(inp, out) if callable(hint) else hint
 
 
-def judge_values(keys: Sequence[str], oracle: Callable[[dict], dict], fn: str, *,
-                 label: str = "{key} from {fn}", hints: Hints = None, tol: float = 1e-9,
-                 oracle_name: str = "PyTorch", says: str = SAYS, says_oracle: Optional[str] = None,
+def judge_values(keys, oracle: Callable[[dict], dict], fn: str, *,
+                 label="{key} from {fn}", hints: Hints = None, tol: float = 1e-9,
+                 oracle_name="PyTorch", says=SAYS, says_oracle: Optional[str] = None,
                  where: Optional[Callable[[dict], str]] = None, compare_with: Callable = compare,
                  missing: Optional[str] = None, shown: Optional[Mapping[str, str]] = None,
                  within: Optional[str] = None) -> Callable[[dict, dict], str]:
     """A judge that compares the outputs ``keys`` with ``oracle(inputs)`` and reports the worst error.
 
-    label        what a failure calls the value, e.g. "{key} from {fn}" -> "dx from affine_backward"
-    oracle_name  what a failure calls the oracle ("PyTorch", "PyTorch autograd")
+    keys         the names of the values, or keys(inputs) -> names (values that vary per case)
+    label        what a failure calls the value: "{key} from {fn}" -> "dx from affine_backward",
+                 or label(key, inputs) -> text
+    oracle_name  what a failure calls the oracle ("PyTorch", "PyTorch autograd"), or
+                 oracle_name(key) -> that
     says         the success message; {keys} (the keys, or their ``shown`` names), {es} ("es"
-                 for one key), {oracle} (``says_oracle``, default ``oracle_name``), {err}, {tol}
+                 for one key), {oracle} (``says_oracle``, default ``oracle_name``), {err}, {tol};
+                 or says(inputs, worst error) -> the message
     where        optional where(inputs) -> text added to the label (the case in words)
     compare_with compare(what, got, expected, tol=, hint=, oracle=) (core.compare by default)
-    missing      optional message when an output lacks a key: {key}, {fn}, {have}
+    missing      optional message when an output lacks a key: {key}, {fn}, {have} (without it, a
+                 missing value is None, which compare reports as not computed)
     within       optional: the values are outputs[within][key] (a dict the function returned)
     """
     shown = dict(shown or {})
@@ -82,13 +87,18 @@ def judge_values(keys: Sequence[str], oracle: Callable[[dict], dict], fn: str, *
         suffix = where(inp) if where is not None else ""
         worst = 0.0
         got_all = out if within is None else out[within]
-        for key in keys:
+        names = keys(inp) if callable(keys) else keys
+        for key in names:
             if missing is not None and key not in got_all:
                 fail(missing.format(key=key, fn=fn, have=sorted(got_all)))
-            err = compare_with(label.format(key=key, fn=fn) + suffix, got_all[key], expected[key], tol=tol,
-                               hint=_hint(hints, key, inp, out), oracle=oracle_name)
+            what = label(key, inp) if callable(label) else label.format(key=key, fn=fn)
+            err = compare_with(what + suffix, got_all.get(key), expected[key], tol=tol,
+                               hint=_hint(hints, key, inp, out),
+                               oracle=oracle_name(key) if callable(oracle_name) else oracle_name)
             worst = max(worst, err)
-        return says.format(keys=", ".join(shown.get(k, k) for k in keys), es="es" if len(keys) == 1 else "",
+        if callable(says):
+            return says(inp, worst)
+        return says.format(keys=", ".join(shown.get(k, k) for k in names), es="es" if len(names) == 1 else "",
                            oracle=oracle_name if says_oracle is None else says_oracle, err=worst, tol=tol)
     return judge
 
