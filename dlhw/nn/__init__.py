@@ -25,6 +25,9 @@ _MODULES = {
     "transformer": ["transformer_block_forward", "transformer_block_backward",
                     "init_transformer_block_params"],
     "mlp": ["two_layer_net"],
+    "graphs": ["normalized_adjacency", "gcn_forward", "gcn_backward", "scatter_forward",
+               "scatter_backward", "message_passing_forward", "message_passing_backward",
+               "graph_readout", "graph_readout_backward", "init_message_passing_params"],
 }
 _WHERE = {name: mod for mod, names in _MODULES.items() for name in names}
 __all__ = sorted(_WHERE)
