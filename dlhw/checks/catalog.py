@@ -22,6 +22,7 @@ MODULES = {
     "recurrent": 7,              # RNN and LSTM steps and sequences, gradient clipping
     "attention": 8,              # attention, multi-head attention, positional encoding, the block
     "torch_ports": 9,            # the torch ports (through the numpy layers' checks) and the loop
+    "graphs": 12,                # normalised adjacency, GCN, scatter, message passing, readout
 }
 
 ASSIGNMENT_OF = {f"dlhw.checks.{m}": n for m, n in MODULES.items()}

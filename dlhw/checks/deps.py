@@ -21,6 +21,10 @@ DEPENDENCIES = {
                                   "relu_forward"),
     "transformer_block_backward": ("multi_head_attention_backward", "layernorm_backward", "affine_backward",
                                    "relu_backward"),
+    "message_passing_forward": ("scatter_forward",),
+    "message_passing_backward": ("scatter_backward", "scatter_forward"),
+    "graph_readout": ("scatter_forward",),
+    "graph_readout_backward": ("scatter_backward",),
 }
 
 # Dependencies that stay the student's own, and why: the autodiff engine's operations take and
