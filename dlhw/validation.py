@@ -21,7 +21,7 @@ import numpy as np
 
 __all__ = ["as_array", "as_array_like", "as_config", "state_array", "require_shape", "require_keys",
            "require_one_of", "require_generator", "require_numbers", "require_int_tuple", "require_tensor",
-           "shape_str"]
+           "require_count", "require_index", "shape_str"]
 
 
 def shape_str(shape) -> str:
@@ -191,3 +191,28 @@ def require_tensor(func: str, name: str, x: Any, floating: bool = True):
     if floating and not x.dtype.is_floating_point:
         raise ValueError(f"{func}: {name} must be a floating-point tensor; got dtype {x.dtype}")
     return x
+
+
+def require_count(func: str, name: str, value: Any, low: int = 0) -> int:
+    """``value`` as an int when it is an int >= ``low`` (not a bool); a ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{func}: {name} must be an int >= {low}; got {value!r}")
+    return int(value)
+
+
+def require_index(func: str, name: str, index: Any, expected, size: int, what: str,
+                  sizes: MutableMapping | None = None) -> np.ndarray:
+    """``index`` as an integer (np.intp) array of shape ``expected`` whose entries lie in
+    0 .. size - 1 (node or graph numbers, say ``what``); a ValueError naming the argument otherwise."""
+    arr = np.asarray(index)
+    if arr.size == 0:
+        arr = arr.astype(np.intp)
+        if arr.ndim == 1 and len(tuple(expected)) == 2:       # an empty list of pairs
+            arr = arr.reshape(0, tuple(expected)[1])
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{func}: {name} must be an integer array of {what}; got dtype {arr.dtype}")
+    require_shape(func, name, arr, expected, sizes)
+    if arr.size and (arr.min() < 0 or arr.max() >= size):
+        raise ValueError(f"{func}: {name} must hold {what} in 0 .. {size - 1}; "
+                         f"got values from {arr.min()} to {arr.max()}")
+    return arr.astype(np.intp, copy=False)

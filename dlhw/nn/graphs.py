@@ -30,51 +30,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlhw.validation import as_array, require_keys, require_one_of, require_shape, shape_str
+from dlhw.validation import (as_array, require_count, require_index, require_keys, require_one_of,
+                             require_shape, shape_str)
 
 __all__ = ["normalized_adjacency", "gcn_forward", "gcn_backward", "scatter_forward",
            "scatter_backward", "message_passing_forward", "message_passing_backward",
            "graph_readout", "graph_readout_backward", "init_message_passing_params"]
-
-REDUCES = ("sum", "mean", "max")
-PARAM_NAMES = ("We", "be", "Wv", "bv")
-
-
-# ------------------------------------------------------------------------------ validation
-
-def _count(func: str, name: str, value, low: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{func}: {name} must be an int >= {low}; got {value!r}")
-    return int(value)
-
-
-def _index(func: str, name: str, index, length: int, size: int, what: str) -> np.ndarray:
-    """An integer array of shape (length,) with entries in 0 .. size - 1, or a ValueError."""
-    arr = np.asarray(index)
-    if arr.size == 0:
-        arr = arr.astype(np.intp)
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"{func}: {name} must be an integer array of {what}; got dtype {arr.dtype}")
-    require_shape(func, name, arr, (length,))
-    if arr.size and (arr.min() < 0 or arr.max() >= size):
-        raise ValueError(f"{func}: {name} must hold {what} in 0 .. {size - 1}; "
-                         f"got values from {arr.min()} to {arr.max()}")
-    return arr.astype(np.intp, copy=False)
-
-
-def _edges(func: str, edges, num_nodes: int) -> np.ndarray:
-    arr = np.asarray(edges)
-    if arr.size == 0:
-        arr = arr.reshape(0, 2).astype(np.intp)
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"{func}: edges must be an integer array of (i, j) node pairs; "
-                         f"got dtype {arr.dtype}")
-    require_shape(func, "edges", arr, ("E", 2))
-    if arr.size and (arr.min() < 0 or arr.max() >= num_nodes):
-        raise ValueError(f"{func}: edges must hold node numbers in 0 .. {num_nodes - 1} "
-                         f"(h has V = {num_nodes} rows); got values from {arr.min()} to {arr.max()}")
-    return arr.astype(np.intp, copy=False)
-
 
 # ------------------------------------------------------------------------ graph convolution
 
@@ -195,9 +156,9 @@ def scatter_forward(values, index, num_nodes, reduce):
     fn = "scatter_forward"
     values = as_array(fn, "values", values)
     sizes = require_shape(fn, "values", values, ("E", "F"))
-    num_nodes = _count(fn, "num_nodes", num_nodes)
-    index = _index(fn, "index", index, sizes["E"], num_nodes, "bucket (node) numbers")
-    require_one_of(fn, "reduce", reduce, REDUCES)
+    num_nodes = require_count(fn, "num_nodes", num_nodes)
+    index = require_index(fn, "index", index, (sizes["E"],), num_nodes, "bucket (node) numbers")
+    require_one_of(fn, "reduce", reduce, ("sum", "mean", "max"))
     ### BEGIN SOLUTION
     E, F = values.shape
     counts = np.bincount(index, minlength=num_nodes)         # rows per bucket, (V,)
@@ -312,16 +273,16 @@ def message_passing_forward(h, e, edges, params, reduce="sum"):
     fn = "message_passing_forward"
     h, e = as_array(fn, "h", h), as_array(fn, "e", e)
     sizes = require_shape(fn, "h", h, ("V", "Dv"))
-    edges = _edges(fn, edges, sizes["V"])
-    require_shape(fn, "e", e, (edges.shape[0], "De"), sizes, why="(one row per edge)")
-    require_keys(fn, "params", params, PARAM_NAMES)
-    We, be, Wv, bv = (as_array(fn, f"params['{k}']", params[k]) for k in PARAM_NAMES)
+    edges = require_index(fn, "edges", edges, ("E", 2), sizes["V"], "node numbers (h has V rows)", sizes)
+    require_shape(fn, "e", e, ("E", "De"), sizes, why="(one row per edge)")
+    require_keys(fn, "params", params, ("We", "be", "Wv", "bv"))
+    We, be, Wv, bv = (as_array(fn, f"params['{k}']", params[k]) for k in ("We", "be", "Wv", "bv"))
     Dv, De = sizes["Dv"], sizes["De"]
     require_shape(fn, "params['We']", We, (2 * Dv + De, "He"), sizes, why="(2 Dv + De rows)")
     require_shape(fn, "params['be']", be, ("He",), sizes)
     require_shape(fn, "params['Wv']", Wv, (sizes["He"] + Dv, "Hv"), sizes, why="(He + Dv rows)")
     require_shape(fn, "params['bv']", bv, ("Hv",), sizes)
-    require_one_of(fn, "reduce", reduce, REDUCES)
+    require_one_of(fn, "reduce", reduce, ("sum", "mean", "max"))
     ### BEGIN SOLUTION
     src, dst = edges[:, 0], edges[:, 1]
     z_e = np.concatenate([h[src], e, h[dst]], axis=1)         # (E, 2 Dv + De)
@@ -404,9 +365,9 @@ def graph_readout(h, graph_index, num_graphs, reduce):
     fn = "graph_readout"
     h = as_array(fn, "h", h)
     sizes = require_shape(fn, "h", h, ("V", "F"))
-    num_graphs = _count(fn, "num_graphs", num_graphs)
-    graph_index = _index(fn, "graph_index", graph_index, sizes["V"], num_graphs, "graph numbers")
-    require_one_of(fn, "reduce", reduce, REDUCES)
+    num_graphs = require_count(fn, "num_graphs", num_graphs)
+    graph_index = require_index(fn, "graph_index", graph_index, ("V",), num_graphs, "graph numbers", sizes)
+    require_one_of(fn, "reduce", reduce, ("sum", "mean", "max"))
     ### BEGIN SOLUTION
     out, cache = scatter_forward(h, graph_index, num_graphs, reduce)
     ### END SOLUTION

@@ -273,7 +273,7 @@ def test_permutation_equivariance_and_readout_invariance(reduce):
 
 def test_message_passing_errors():
     _, h, e, edges, params = mp_setup(0)
-    with pytest.raises(ValueError, match=r"message_passing_forward: e must have shape \(\d+, De\)"):
+    with pytest.raises(ValueError, match=r"message_passing_forward: e must have shape \(E=\d+, De\)"):
         message_passing_forward(h, e[:-1], edges, params)
     with pytest.raises(ValueError, match=r"message_passing_forward: edges must hold node numbers"):
         message_passing_forward(h, e, edges + 100, params)
@@ -300,7 +300,7 @@ def test_graph_readout_matches_torch(reduce):
 
 
 def test_graph_readout_errors():
-    with pytest.raises(ValueError, match=r"graph_readout: graph_index must have shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"graph_readout: graph_index must have shape \(V=3,\)"):
         graph_readout(np.zeros((3, 2)), np.zeros(2, int), 1, "sum")
     with pytest.raises(ValueError, match=r"graph_readout: num_graphs must be an int >= 0"):
         graph_readout(np.zeros((3, 2)), np.zeros(3, int), -1, "sum")
