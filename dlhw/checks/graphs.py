@@ -166,7 +166,7 @@ def _gcn_backward_probe(fns, case):
 GCN_HINTS = {
     "out": "out = A_hat @ x @ w + b: every node's features mixed with its neighbours' by A_hat, then one "
            "affine map shared by all nodes",
-    "dx": "dx = A_hat.T @ (dout @ w.T): the transpose of A_hat (it equals A_hat only when A_hat is symmetric)",
+    "dx": "dx is A_hat^T dout w^T: the transpose of A_hat (it equals A_hat only when A_hat is symmetric)",
     "dw": "dw = (A_hat @ x).T @ dout: the propagated features, not x itself",
     "db": "db sums dout over the nodes (axis 0)",
 }
@@ -252,7 +252,8 @@ SCATTER_HINTS = {
     "sum": {"out": "out[n] = sum of values[e] over the rows e with index[e] == n; without a Python loop: "
                    "np.add.at(out, index, values) (a plain out[index] += values adds a repeated index only once)",
             "dvalues": "each row gets the gradient of its bucket: dvalues = dout[index]"},
-    "mean": {"out": "the sum divided by the number of rows in the bucket (np.bincount(index, minlength=V)); "
+    "mean": {"out": "the sum (np.add.at(out, index, values): a plain out[index] += values adds a repeated index "
+                    "only once) divided by the number of rows in the bucket (np.bincount(index, minlength=V)); "
                     "a bucket with no row stays 0 (divide by max(count, 1))",
              "dvalues": "dvalues = dout[index] / count[index][:, None]: each row had weight 1 / count of its bucket"},
     "max": {"out": "per bucket and feature the largest value of its rows; np.maximum.at on an array filled "
@@ -351,7 +352,8 @@ MP_HINTS = {
           "e_new's gradient comes from the caller (de_new) AND from the aggregation",
     "dWe": "dWe = z_e.T @ da_e with z_e = [h_i, e, h_j] and da_e = (de_new + scatter_backward(dm)) * (e_new > 0)",
     "dbe": "dbe = da_e summed over the edges, da_e = (de_new + scatter_backward(dm)) * (e_new > 0)",
-    "dWv": "dWv = z_v.T @ da_v with z_v = [m, h] and da_v = dh_new * (h_new > 0)",
+    "dWv": "dWv = z_v^T da_v with z_v = [m, h] and da_v the gradient through the node ReLU (dh_new where "
+           "h_new > 0, else 0)",
     "dbv": "dbv = (dh_new * (h_new > 0)) summed over the nodes",
 }
 _declare("message_passing_forward.h_new", ("message_passing_forward",), _MP_CASES, _mp_forward_probe, _mp_oracle,
