@@ -347,7 +347,8 @@ MP_HINTS = {
     "h_new": "m = scatter_forward(e_new, edges[:, 1], V, reduce) (messages go to the receiver j), then "
              "h_new = relu(concat([m, h]) @ Wv + bv), m first",
     "dh": "h enters three times: as h_i and h_j in every edge's input (scatter-add those slices of dz_e to "
-          "edges[:, 0] and edges[:, 1]) and in the node update's [m, h]; sum all three",
+          "edges[:, 0] and edges[:, 1]) and in the node update's [m, h]; sum all three. The edges' gradient is de_new "
+          "(from the caller) plus what the aggregation sends back",
     "de": "de = the middle De columns of dz_e = (de_new + scatter_backward(dm)) * (e_new > 0) @ We.T: "
           "e_new's gradient comes from the caller (de_new) AND from the aggregation",
     "dWe": "dWe = z_e.T @ da_e with z_e = [h_i, e, h_j] and da_e = (de_new + scatter_backward(dm)) * (e_new > 0)",

@@ -93,7 +93,7 @@ WRONG = [
     # ------------------------------------------------------------------ message passing backward
     Mutant("message_passing_backward", "forgets the caller's gradient de_new of the new edge embeddings",
            replace=[("        de_total = de_total + de_new ", "        de_total = de_total + 0 * de_new ")],
-           fails=_MP_BWD, hint="AND from the aggregation"),
+           fails=_MP_BWD, hint="de_new"),
     Mutant("message_passing_backward", "forgets the gradient of h as the sender h_i",
            replace=[("    dh += scatter_forward(dz_e[:, :Dv], src, V, \"sum\")[0]\n", "")],
            fails=["test_message_passing_backward_dh"]),
