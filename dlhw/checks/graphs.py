@@ -124,7 +124,13 @@ def _gcn_case(kind):
     def make(rng):
         V = 1 if kind == "one node" else _ri(rng, 4, 9)
         D, M = (1, 1) if kind == "D = M = 1" else (_ri(rng, 2, 5), _ri(rng, 2, 5))
-        A = _random_adjacency(rng, V, isolated=True) + np.eye(V)
+        A = _random_adjacency(rng, V, isolated=True)
+        if V > 1:
+            # whatever the draw: a path 0 - 1 - 2 with node 0 a leaf, so that the propagation
+            # does something and the row-normalised A_hat is not symmetric (degrees 2 and >= 3)
+            A[0, :] = A[:, 0] = 0.0
+            A[0, 1] = A[1, 0] = A[1, 2] = A[2, 1] = 1.0
+        A = A + np.eye(V)
         deg = A.sum(axis=1)
         if kind == "not symmetric":
             A_hat = A / deg[:, None]                   # the random-walk normalisation D^-1 (A + I)
@@ -187,6 +193,8 @@ def _scatter_case(kind, reduce):
             index[index == V - 1] = 2
         if kind == "ties":
             values = rng.integers(-2, 3, size=(E, F)).astype(float)   # small integers: many ties
+            index[:2] = 0
+            values[:2] = 3.0             # whatever the draw: rows 0 and 1 tie at bucket 0's maximum
         else:
             values = rng.standard_normal((E, F))
         return {"what": f"values ({E}, {F}), {V} buckets, reduce={reduce!r}, {kind}", "values": values,
