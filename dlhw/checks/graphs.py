@@ -27,25 +27,9 @@ from __future__ import annotations
 import numpy as np
 
 from dlhw.checks.core import Case, Cases, call, compare, register
+from dlhw.checks.helpers import deep_copy as _copy, ri as _ri, torch as _torch
 
 TOL = 1e-9
-
-
-def _torch():
-    import torch
-    return torch
-
-
-def _copy(v):
-    if isinstance(v, np.ndarray):
-        return v.copy()
-    if isinstance(v, dict):
-        return {k: _copy(x) for k, x in v.items()}
-    return v
-
-
-def _ri(rng, low, high):
-    return int(rng.integers(low, high + 1))
 
 
 def _random_adjacency(rng, V, p=0.4, isolated=False):
