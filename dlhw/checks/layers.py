@@ -131,20 +131,19 @@ _LOSS_CASES = Cases([Case("moderate logits", {"moderate logits"}, _loss_case(3.0
                     measure=_loss_properties)
 
 
-def _cross_entropy_oracle(inp):
-    torch = _torch()
-    t = torch.tensor(inp["x"], requires_grad=True)
-    loss = torch.nn.functional.cross_entropy(t, torch.tensor(inp["y"]))
-    loss.backward()
-    return {"loss": np.asarray(loss.item()), "dx": t.grad.numpy()}
+def _torch_loss_oracle(name):
+    """The oracle of a loss: torch.nn.functional.<name>(x, y) and its gradient wrt x, by autograd."""
+    def oracle(inp):
+        torch = _torch()
+        t = torch.tensor(inp["x"], requires_grad=True)
+        loss = getattr(torch.nn.functional, name)(t, torch.tensor(inp["y"]))
+        loss.backward()
+        return {"loss": np.asarray(loss.item()), "dx": t.grad.numpy()}
+    return oracle
 
 
-def _mse_oracle(inp):
-    torch = _torch()
-    t = torch.tensor(inp["x"], requires_grad=True)
-    loss = torch.nn.functional.mse_loss(t, torch.tensor(inp["y"]))
-    loss.backward()
-    return {"loss": np.asarray(loss.item()), "dx": t.grad.numpy()}
+_cross_entropy_oracle = _torch_loss_oracle("cross_entropy")
+_mse_oracle = _torch_loss_oracle("mse_loss")
 
 
 def _probe_loss(name):
